@@ -1,0 +1,1 @@
+//! Criterion benchmarks of fwsim; see benches/.

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need, then runs them.
+# This is exactly what CI runs (.ci/run calls it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Kernel tools for the tests that check against the Linux kernel (they skip, saying why,
+# where these or root are missing).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for tool in ip:iproute2; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
+cargo build --release -p fwsim
+cargo test --workspace
+# The bundled scenarios must all pass (exit 0).
+./target/release/fwsim run scenarios/

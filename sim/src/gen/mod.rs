@@ -1,0 +1,8 @@
+//! Seeded generators of clusters and policies (benchmarks now; fuzzing later).
+//!
+//! Contract: the same seed and sizes give the same cluster, on every machine and version
+//! of Rust (ChaCha8, no hash-ordered iteration).
+
+mod cluster;
+
+pub use cluster::{generate_cluster, ClusterShape};

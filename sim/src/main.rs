@@ -1,0 +1,116 @@
+//! The `fwsim` command line. Only this file prints; the library returns values and errors.
+//! Exit status: 0 all good, 1 an expectation failed or dataplanes diverged, 2 unusable input.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fwsim::run::{parse_shard, run, RunOptions};
+use fwsim::scenario::Dataplane;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "fwsim",
+    version,
+    about = "Evaluate Kubernetes NetworkPolicies and netfilter rules side by side"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every scenario found under the paths (files, or folders searched recursively).
+    Run {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Evaluate these dataplanes instead of each scenario's own list (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        dataplanes: Option<Vec<String>>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Also write JUnit XML to FILE: one test case per scenario and dataplane.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Only scenarios with this tag (repeatable: any of them).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// Only the K-th of N stable shards of the scenario list, e.g. 2/4.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// List passing scenarios too.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Measure the reference engine on a generated cluster and write CSV into reports/.
+    Bench(fwsim::bench::BenchArgs),
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("fwsim: {message}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            paths,
+            dataplanes,
+            format,
+            junit,
+            tags,
+            shard,
+            verbose,
+        } => {
+            let dataplanes = match dataplanes {
+                None => None,
+                Some(list) => match list.iter().map(|d| d.trim().parse::<Dataplane>()).collect() {
+                    Ok(v) => Some(v),
+                    Err(m) => return usage_error(&format!("--dataplanes: {m}")),
+                },
+            };
+            let shard = match shard.as_deref().map(parse_shard).transpose() {
+                Ok(s) => s,
+                Err(m) => return usage_error(&format!("--shard: {m}")),
+            };
+            let report = run(
+                &paths,
+                &RunOptions {
+                    dataplanes,
+                    tags,
+                    shard,
+                },
+            );
+            match format {
+                Format::Human => print!("{}", fwsim::report::human::human(&report, verbose)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&fwsim::report::json::json(&report))
+                        .expect("JSON values serialize")
+                ),
+            }
+            if let Some(path) = junit {
+                if let Err(e) = std::fs::write(&path, fwsim::report::junit::junit(&report)) {
+                    return usage_error(&format!("cannot write {}: {e}", path.display()));
+                }
+            }
+            ExitCode::from(report.exit_code() as u8)
+        }
+        Command::Bench(args) => match fwsim::bench::run(&args) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(m) => usage_error(&m),
+        },
+    }
+}

@@ -1,0 +1,7 @@
+//! Reports of a run: human text, one JSON object, JUnit XML.
+//!
+//! Contract: reports only read a [`crate::run::RunReport`]; they never evaluate anything.
+
+pub mod human;
+pub mod json;
+pub mod junit;

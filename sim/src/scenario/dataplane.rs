@@ -1,0 +1,74 @@
+//! The dataplanes a scenario can name.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dataplane {
+    Reference,
+    CalicoIptables,
+    CalicoNftables,
+    Flannel,
+    Kernel,
+    Netfilter,
+}
+
+impl Dataplane {
+    pub const ALL: [Dataplane; 6] = [
+        Dataplane::Reference,
+        Dataplane::CalicoIptables,
+        Dataplane::CalicoNftables,
+        Dataplane::Flannel,
+        Dataplane::Kernel,
+        Dataplane::Netfilter,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dataplane::Reference => "reference",
+            Dataplane::CalicoIptables => "calico-iptables",
+            Dataplane::CalicoNftables => "calico-nftables",
+            Dataplane::Flannel => "flannel",
+            Dataplane::Kernel => "kernel",
+            Dataplane::Netfilter => "netfilter",
+        }
+    }
+
+    /// Why this version of fwsim cannot evaluate the dataplane yet, if it cannot.
+    pub fn unavailable(self) -> Option<&'static str> {
+        match self {
+            Dataplane::Reference => None,
+            Dataplane::Netfilter => Some(
+                "the netfilter simulator is not built yet in this version of fwsim (issue: the netfilter simulator)",
+            ),
+            Dataplane::Kernel => Some(
+                "the kernel dataplane is not built yet in this version of fwsim",
+            ),
+            _ => Some(
+                "rendered dataplanes are not built yet in this version of fwsim (issue: dataplanes side by side)",
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Dataplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Dataplane {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Dataplane::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Dataplane::ALL.iter().map(|d| d.as_str()).collect();
+                format!(
+                    "unknown dataplane `{s}`: expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}

@@ -1,0 +1,346 @@
+//! Evaluating a checked scenario on its dataplanes: one result per expectation (a matrix:
+//! one per checked cell) and dataplane, and the divergences between dataplanes.
+
+use super::dataplane::Dataplane;
+use super::model::{Body, ExpectKind, Scenario};
+use crate::cluster::{Cluster, Endpoint, Flow};
+use crate::diag::Diagnostic;
+use crate::reference::{Reference, Verdict};
+use crate::syntax::matrix::Cell;
+use crate::values::{Protocol, Site};
+use std::collections::BTreeMap;
+
+/// One expectation (or matrix cell) on one dataplane.
+#[derive(Clone, Debug)]
+pub struct ResultRow {
+    pub scenario: String,
+    pub dataplane: Dataplane,
+    /// The flow or packet, as text.
+    pub expectation: String,
+    pub expected: String,
+    pub actual: String,
+    pub passed: bool,
+    pub skipped: bool,
+    pub explanation: String,
+    pub site: Site,
+    /// A matrix cell (its matrix is in [`ScenarioResult::matrices`]).
+    pub in_matrix: bool,
+}
+
+/// A matrix on one dataplane, for printing as the upstream e2e tests do.
+#[derive(Clone, Debug)]
+pub struct MatrixReport {
+    pub dataplane: Dataplane,
+    pub site: Site,
+    pub port: Option<u16>,
+    pub protocol: Protocol,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    pub expected: Vec<Vec<Cell>>,
+    /// None where not checked (or skipped).
+    pub observed: Vec<Vec<Option<Verdict>>>,
+    /// The wrong cells: (row, col, explanation).
+    pub wrong: Vec<(usize, usize, String)>,
+}
+
+/// Two dataplanes that expected the same verdict for a flow and gave different ones.
+#[derive(Clone, Debug)]
+pub struct Divergence {
+    pub flow: String,
+    pub site: Site,
+    /// Each dataplane's verdict and explanation.
+    pub verdicts: Vec<(Dataplane, String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub site: Site,
+    pub dataplanes: Vec<Dataplane>,
+    pub results: Vec<ResultRow>,
+    pub matrices: Vec<MatrixReport>,
+    pub divergences: Vec<Divergence>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl ScenarioResult {
+    pub fn failed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| !r.passed && !r.skipped)
+            .count()
+    }
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.passed).count()
+    }
+    pub fn skipped(&self) -> usize {
+        self.results.iter().filter(|r| r.skipped).count()
+    }
+    pub fn ok(&self) -> bool {
+        self.failed() == 0 && self.divergences.is_empty()
+    }
+}
+
+/// A dataplane able to evaluate cluster flows.
+trait FlowEngine {
+    fn evaluate(&self, flow: &Flow) -> (Verdict, String);
+}
+
+impl FlowEngine for Reference<'_> {
+    fn evaluate(&self, flow: &Flow) -> (Verdict, String) {
+        let (outcome, why) = self.explain(flow);
+        (outcome.verdict(), why.to_string())
+    }
+}
+
+fn engine<'c>(dp: Dataplane, cluster: &'c Cluster) -> Result<Box<dyn FlowEngine + 'c>, String> {
+    match dp {
+        Dataplane::Reference => Ok(Box::new(Reference::new(cluster))),
+        Dataplane::Netfilter => Err(
+            "the netfilter dataplane evaluates single-host scenarios (`ruleset:`), not clusters"
+                .into(),
+        ),
+        other => Err(other.unavailable().unwrap_or("not available").to_string()),
+    }
+}
+
+fn cell_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => ".",
+        Verdict::Deny => "X",
+        Verdict::Partial => "~",
+    }
+}
+
+/// Evaluate `scenario` on `dataplanes` (default: the scenario's own list).
+pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> ScenarioResult {
+    let dataplanes: Vec<Dataplane> = dataplanes
+        .map(<[Dataplane]>::to_vec)
+        .unwrap_or_else(|| scenario.dataplanes.clone());
+    let mut out = ScenarioResult {
+        name: scenario.name.clone(),
+        site: scenario.site.clone(),
+        dataplanes: dataplanes.clone(),
+        results: Vec::new(),
+        matrices: Vec::new(),
+        divergences: Vec::new(),
+        warnings: scenario.warnings.clone(),
+    };
+    match &scenario.body {
+        Body::Cluster {
+            cluster, expects, ..
+        } => {
+            // (expectation, cell) -> per dataplane (expected, actual, explanation)
+            let mut seen: BTreeMap<
+                (usize, usize),
+                (String, Site, Vec<(Dataplane, Verdict, Verdict, String)>),
+            > = BTreeMap::new();
+            for &dp in &dataplanes {
+                let eng = engine(dp, cluster);
+                for (ei, e) in expects.iter().enumerate() {
+                    let expected_for = |base: Verdict| {
+                        e.except
+                            .iter()
+                            .find(|(d, _)| *d == dp)
+                            .map(|(_, v)| *v)
+                            .unwrap_or(base)
+                    };
+                    match &e.kind {
+                        ExpectKind::Flow { flow, verdict } => {
+                            let text = flow.display(cluster);
+                            let expected = expected_for(*verdict);
+                            let row = match &eng {
+                                Err(why) => {
+                                    skipped_row(scenario, dp, &text, expected, why, &e.site)
+                                }
+                                Ok(eng) => {
+                                    let (actual, why) = eng.evaluate(flow);
+                                    seen.entry((ei, 0))
+                                        .or_insert_with(|| {
+                                            (text.clone(), e.site.clone(), Vec::new())
+                                        })
+                                        .2
+                                        .push((dp, expected, actual, why.clone()));
+                                    result_row(scenario, dp, &text, expected, actual, why, &e.site)
+                                }
+                            };
+                            out.results.push(row);
+                        }
+                        ExpectKind::Matrix {
+                            port,
+                            protocol,
+                            rows,
+                            cols,
+                            cells,
+                        } => {
+                            let names = |v: &[Endpoint]| -> Vec<String> {
+                                v.iter().map(|e| e.display(cluster)).collect()
+                            };
+                            let mut report = MatrixReport {
+                                dataplane: dp,
+                                site: e.site.clone(),
+                                port: *port,
+                                protocol: *protocol,
+                                rows: names(rows),
+                                cols: names(cols),
+                                expected: vec![vec![Cell::Unchecked; cols.len()]; rows.len()],
+                                observed: vec![vec![None; cols.len()]; rows.len()],
+                                wrong: Vec::new(),
+                            };
+                            for (ci, cell) in cells.iter().enumerate() {
+                                report.expected[cell.row][cell.col] = cell.expected;
+                                let base = match cell.expected {
+                                    Cell::Allow => Verdict::Allow,
+                                    Cell::Deny => Verdict::Deny,
+                                    Cell::Unchecked => continue,
+                                };
+                                let expected = expected_for(base);
+                                if expected != base {
+                                    report.expected[cell.row][cell.col] = match expected {
+                                        Verdict::Allow => Cell::Allow,
+                                        _ => Cell::Deny,
+                                    };
+                                }
+                                let flow = Flow {
+                                    from: rows[cell.row].clone(),
+                                    to: cols[cell.col].clone(),
+                                    port: *port,
+                                    protocol: *protocol,
+                                };
+                                let text = flow.display(cluster);
+                                let row = match &eng {
+                                    Err(why) => {
+                                        skipped_row(scenario, dp, &text, expected, why, &cell.site)
+                                    }
+                                    Ok(eng) => {
+                                        let (actual, why) = eng.evaluate(&flow);
+                                        report.observed[cell.row][cell.col] = Some(actual);
+                                        if actual != expected {
+                                            report.wrong.push((cell.row, cell.col, why.clone()));
+                                        }
+                                        seen.entry((ei, ci))
+                                            .or_insert_with(|| {
+                                                (text.clone(), cell.site.clone(), Vec::new())
+                                            })
+                                            .2
+                                            .push((dp, expected, actual, why.clone()));
+                                        result_row(
+                                            scenario, dp, &text, expected, actual, why, &cell.site,
+                                        )
+                                    }
+                                };
+                                let row = ResultRow {
+                                    in_matrix: true,
+                                    ..row
+                                };
+                                out.results.push(row);
+                            }
+                            if eng.is_ok() {
+                                out.matrices.push(report);
+                            }
+                        }
+                    }
+                }
+            }
+            for (_, (flow, site, verdicts)) in seen {
+                let Some(reference) = verdicts.iter().find(|v| v.0 == Dataplane::Reference) else {
+                    continue;
+                };
+                let differs = verdicts.iter().any(|v| {
+                    v.0 != Dataplane::Reference && v.1 == reference.1 && v.2 != reference.2
+                });
+                if differs {
+                    out.divergences.push(Divergence {
+                        flow,
+                        site,
+                        verdicts: verdicts
+                            .iter()
+                            .map(|(d, _, a, w)| (*d, a.as_str().to_string(), w.clone()))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        Body::Host { packets, .. } => {
+            for &dp in &dataplanes {
+                let why = match dp {
+                    Dataplane::Reference => "the reference dataplane evaluates NetworkPolicy on clusters; a single-host scenario is evaluated by `netfilter`",
+                    other => other.unavailable().unwrap_or(
+                        "this dataplane evaluates clusters; a single-host scenario is evaluated by `netfilter`",
+                    ),
+                };
+                for p in packets {
+                    let expected = p
+                        .except
+                        .iter()
+                        .find(|(d, _)| *d == dp)
+                        .map(|(_, v)| *v)
+                        .unwrap_or(p.verdict);
+                    out.results.push(ResultRow {
+                        scenario: scenario.name.clone(),
+                        dataplane: dp,
+                        expectation: p.packet.to_string(),
+                        expected: expected.as_str().into(),
+                        actual: "skipped".into(),
+                        passed: false,
+                        skipped: true,
+                        explanation: why.into(),
+                        site: p.site.clone(),
+                        in_matrix: false,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn skipped_row(
+    s: &Scenario,
+    dp: Dataplane,
+    text: &str,
+    expected: Verdict,
+    why: &str,
+    site: &Site,
+) -> ResultRow {
+    ResultRow {
+        scenario: s.name.clone(),
+        dataplane: dp,
+        expectation: text.to_string(),
+        expected: expected.as_str().into(),
+        actual: "skipped".into(),
+        passed: false,
+        skipped: true,
+        explanation: why.to_string(),
+        site: site.clone(),
+        in_matrix: false,
+    }
+}
+
+fn result_row(
+    s: &Scenario,
+    dp: Dataplane,
+    text: &str,
+    expected: Verdict,
+    actual: Verdict,
+    why: String,
+    site: &Site,
+) -> ResultRow {
+    ResultRow {
+        scenario: s.name.clone(),
+        dataplane: dp,
+        expectation: text.to_string(),
+        expected: expected.as_str().into(),
+        actual: actual.as_str().into(),
+        passed: expected == actual,
+        skipped: false,
+        explanation: why,
+        site: site.clone(),
+        in_matrix: false,
+    }
+}
+
+/// The text of an observed cell: `.` allowed, `X` denied, `~` partial, `?` not checked.
+pub fn observed_cell(v: Option<Verdict>) -> &'static str {
+    v.map(cell_text).unwrap_or("?")
+}

@@ -1,0 +1,988 @@
+//! Loading one scenario document: its cluster (compact form and manifests), policies,
+//! ruleset and expectations, checked, with every error located.
+
+use super::dataplane::Dataplane;
+use super::discover::{read_documents, read_text, ScenarioDoc};
+use super::model::{Body, Expect, ExpectKind, MatrixCell, PacketExpect, PacketVerdict, Scenario};
+use crate::cluster::{
+    ClusterBuilder, ContainerPort, Endpoint, Flow, Overlay, PodSpec, ServiceSpec,
+};
+use crate::diag::Diagnostic;
+use crate::reference::Verdict;
+use crate::syntax::compact::CompactCluster;
+use crate::syntax::endpoint::{check_port, parse_endpoint, parse_flow, EndpointRef};
+use crate::syntax::k8s::{self, K8sObject};
+use crate::syntax::matrix::parse_table;
+use crate::syntax::scenario::{FlowMapYaml, PacketYaml, ScenarioYaml, API_VERSION};
+use crate::syntax::yaml::{self, from_node, Located, Node, NodeKind, Style};
+use crate::values::{parse_cidr, CtState, Hook, Loc, Packet, Protocol, Site};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The parts of a scenario needed to select it (name, tags), read before the full load.
+#[derive(Clone, Debug)]
+pub struct ScenarioHeader {
+    pub name: String,
+    pub site: Site,
+    pub tags: Vec<String>,
+}
+
+struct Ctx<'a> {
+    file: &'a Arc<PathBuf>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn site(&self, loc: Loc) -> Site {
+        Site::new(self.file, loc)
+    }
+    fn err(&mut self, loc: Loc, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::error(self.site(loc), msg));
+    }
+    fn yaml_err(&mut self, e: yaml::Error) {
+        self.errors.push(Diagnostic::error(
+            self.site(e.loc.unwrap_or_default()),
+            e.message,
+        ));
+    }
+}
+
+fn dir_of(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Read the header of a scenario document (name, tags), checking the document's fields.
+pub fn header(doc: &ScenarioDoc) -> Result<(ScenarioHeader, ScenarioYaml), Diagnostic> {
+    let y: ScenarioYaml = from_node(&doc.node).map_err(|e| {
+        Diagnostic::error(Site::new(&doc.file, e.loc.unwrap_or_default()), e.message)
+    })?;
+    if y.api_version.value != API_VERSION {
+        return Err(Diagnostic::error(
+            Site::new(&doc.file, y.api_version.loc),
+            format!(
+                "unsupported apiVersion `{}` for kind Scenario: expected `{API_VERSION}`",
+                y.api_version.value
+            ),
+        ));
+    }
+    if y.name.value.trim().is_empty() {
+        return Err(Diagnostic::error(
+            Site::new(&doc.file, y.name.loc),
+            "`name` must not be empty",
+        ));
+    }
+    Ok((
+        ScenarioHeader {
+            name: y.name.value.clone(),
+            site: Site::new(&doc.file, doc.node.loc),
+            tags: y.tags.clone().unwrap_or_default(),
+        },
+        y,
+    ))
+}
+
+/// Load and check one scenario document.
+pub fn load(doc: &ScenarioDoc) -> Result<Scenario, Vec<Diagnostic>> {
+    let (head, y) = header(doc).map_err(|d| vec![d])?;
+    let mut cx = Ctx {
+        file: &doc.file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let node = &doc.node;
+    let expect_nodes: Vec<&Node> = node
+        .get("expect")
+        .and_then(Node::as_seq)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
+
+    let body = if let Some(ruleset) = &y.ruleset {
+        for key in ["cluster", "manifests", "policies", "hosts"] {
+            if let Some((k, _)) = node.entry(key) {
+                cx.err(
+                    k.loc,
+                    format!("`{key}` cannot be combined with `ruleset` (single-host mode)"),
+                );
+            }
+        }
+        load_host(&mut cx, ruleset, &y, &expect_nodes)
+    } else {
+        load_cluster_scenario(&mut cx, node, &y, &expect_nodes)
+    };
+
+    let default = match &body {
+        Some(Body::Host { .. }) => Dataplane::Netfilter,
+        _ => Dataplane::Reference,
+    };
+    let mut dataplanes = Vec::new();
+    for d in y.dataplanes.iter().flatten() {
+        match d.value.parse::<Dataplane>() {
+            Ok(dp) if !dataplanes.contains(&dp) => dataplanes.push(dp),
+            Ok(_) => {}
+            Err(m) => cx.err(d.loc, m),
+        }
+    }
+    if dataplanes.is_empty() {
+        dataplanes.push(default);
+    }
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    Ok(Scenario {
+        name: head.name,
+        site: head.site,
+        description: y.description,
+        tags: head.tags,
+        dataplanes,
+        body: body.expect("a body when there is no error"),
+        warnings: cx.warnings,
+    })
+}
+
+fn load_cluster_scenario(
+    cx: &mut Ctx,
+    node: &Node,
+    y: &ScenarioYaml,
+    expect_nodes: &[&Node],
+) -> Option<Body> {
+    let mut b = ClusterBuilder::new();
+    let base = dir_of(cx.file);
+    if let Some(c) = node.get("cluster") {
+        match &c.kind {
+            NodeKind::Scalar { text, .. } if !c.is_null() => {
+                let path = Arc::new(base.join(text));
+                match read_documents(&path) {
+                    Ok(docs) if docs.len() == 1 => {
+                        let mut sub = Ctx {
+                            file: &path,
+                            errors: Vec::new(),
+                            warnings: Vec::new(),
+                        };
+                        compact(&mut sub, &docs[0], &mut b);
+                        cx.errors.append(&mut sub.errors);
+                    }
+                    Ok(docs) => cx.err(
+                        c.loc,
+                        format!(
+                            "cluster file {} has {} YAML documents: expected exactly one mapping",
+                            path.display(),
+                            docs.len()
+                        ),
+                    ),
+                    Err(d) => {
+                        cx.err(c.loc, format!("cannot load cluster file `{text}`"));
+                        cx.errors.push(d);
+                    }
+                }
+            }
+            _ => compact(cx, c, &mut b),
+        }
+    }
+    for key in ["manifests", "policies"] {
+        let Some(list) = node.get(key) else { continue };
+        let Some(items) = list.as_seq() else {
+            if !list.is_null() {
+                cx.err(
+                    list.loc,
+                    format!("`{key}` must be a list of file paths or inline objects"),
+                );
+            }
+            continue;
+        };
+        for item in items {
+            match &item.kind {
+                NodeKind::Scalar { text, .. } => {
+                    let path = Arc::new(base.join(text));
+                    match read_documents(&path) {
+                        Ok(docs) => {
+                            let mut sub = Ctx {
+                                file: &path,
+                                errors: Vec::new(),
+                                warnings: Vec::new(),
+                            };
+                            for d in &docs {
+                                objects(&mut sub, d, &mut b);
+                            }
+                            cx.errors.append(&mut sub.errors);
+                            cx.warnings.append(&mut sub.warnings);
+                        }
+                        Err(d) => {
+                            cx.err(item.loc, format!("cannot load manifest file `{text}`"));
+                            cx.errors.push(d);
+                        }
+                    }
+                }
+                _ => objects(cx, item, &mut b),
+            }
+        }
+    }
+    let mut hosts = Vec::new();
+    for (n, path) in y.hosts.iter().flatten() {
+        let p = base.join(&path.value);
+        if let Err(m) = read_text(&p) {
+            cx.err(path.loc, format!("host firewall `{}`: {m}", path.value));
+        }
+        hosts.push((n.value.clone(), n.loc, p));
+    }
+    if !cx.errors.is_empty() {
+        return None;
+    }
+    let cluster = match b.build() {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                cx.errors.push(Diagnostic::error(e.site, e.message));
+            }
+            return None;
+        }
+    };
+    for (n, loc, _) in &hosts {
+        if n != "*" && cluster.node(n).is_none() {
+            cx.err(
+                *loc,
+                format!("`hosts` names node `{n}`, which is not declared"),
+            );
+        }
+    }
+    let mut expects = Vec::new();
+    for (i, e) in y.expect.iter().flatten().enumerate() {
+        if let Some(x) = cluster_expect(cx, &cluster, e, expect_nodes[i]) {
+            expects.push(x);
+        }
+    }
+    Some(Body::Cluster {
+        cluster: Box::new(cluster),
+        hosts: hosts.into_iter().map(|(n, _, p)| (n, p)).collect(),
+        expects,
+    })
+}
+
+/// Feed a compact `cluster:` mapping to the builder.
+fn compact(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
+    let c: CompactCluster = match from_node(node) {
+        Ok(c) => c,
+        Err(e) => return cx.yaml_err(e),
+    };
+    if let Some(o) = &c.overlay {
+        match o.value.as_str() {
+            "ipip" => b.overlay(Overlay::Ipip),
+            "vxlan" => b.overlay(Overlay::Vxlan),
+            "none" => b.overlay(Overlay::None),
+            other => cx.err(
+                o.loc,
+                format!("unknown overlay `{other}`: expected ipip, vxlan or none"),
+            ),
+        }
+    }
+    for n in c.nodes.iter().flatten() {
+        let ip = match k8s::parse_ip(&n.ip) {
+            Ok(ip) => ip,
+            Err(e) => {
+                cx.yaml_err(e);
+                continue;
+            }
+        };
+        let cidr = match &n.pod_cidr {
+            Some(c) => match parse_cidr(c) {
+                Ok(c) => Some(c),
+                Err(m) => {
+                    cx.err(c.loc, m);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        b.node(n.name.clone(), ip, cidr, cx.site(n.loc));
+    }
+    for (name, labels) in c.namespaces.iter().flatten() {
+        b.namespace(
+            name.value.clone(),
+            labels.clone().unwrap_or_default(),
+            cx.site(name.loc),
+        );
+    }
+    for p in c.pods.iter().flatten() {
+        let Some((ns, name)) = split_qualified(cx, &p.name, "pod") else {
+            continue;
+        };
+        let ip = match &p.ip {
+            Some(ip) => match k8s::parse_ip(ip) {
+                Ok(ip) => Some(ip),
+                Err(e) => {
+                    cx.yaml_err(e);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut ports = Vec::new();
+        for port in p.ports.iter().flatten() {
+            let number = match k8s::port_number(&port.port) {
+                Ok(n) => n,
+                Err(e) => {
+                    cx.yaml_err(e);
+                    continue;
+                }
+            };
+            let protocol = match compact_protocol(cx, port.protocol.as_ref()) {
+                Some(p) => p,
+                None => continue,
+            };
+            if let Some(n) = &port.name {
+                if !k8s::valid_port_name(n) {
+                    cx.err(
+                        port.loc,
+                        format!("port name `{n}` is not valid: 1-15 lowercase letters, digits and '-', with a letter"),
+                    );
+                }
+            }
+            ports.push(ContainerPort {
+                name: port.name.clone(),
+                port: number,
+                protocol,
+            });
+        }
+        b.pod(PodSpec {
+            namespace: ns,
+            name,
+            labels: p.labels.clone().unwrap_or_default(),
+            node: p.node.clone(),
+            ip,
+            ports,
+            site: cx.site(p.name.loc),
+        });
+    }
+    for s in c.services.iter().flatten() {
+        let Some((ns, name)) = split_qualified(cx, &s.name, "service") else {
+            continue;
+        };
+        let cluster_ip = match &s.cluster_ip {
+            Some(ip) => match k8s::parse_ip(ip) {
+                Ok(ip) => Some(ip),
+                Err(e) => {
+                    cx.yaml_err(e);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let mut ports = Vec::new();
+        for p in &s.ports {
+            match k8s::service_port(
+                p.name.clone(),
+                &p.port,
+                p.target_port.as_ref(),
+                p.protocol
+                    .as_ref()
+                    .map(|l| Located {
+                        loc: l.loc,
+                        value: l.value.to_ascii_uppercase(),
+                    })
+                    .as_ref(),
+            ) {
+                Ok(sp) => ports.push(sp),
+                Err(e) => cx.yaml_err(e),
+            }
+        }
+        b.service(ServiceSpec {
+            namespace: ns,
+            name,
+            cluster_ip,
+            selector: s.selector.clone(),
+            ports,
+            site: cx.site(s.name.loc),
+        });
+    }
+    for (name, ip) in c.externals.iter().flatten() {
+        match k8s::parse_ip(ip) {
+            Ok(addr) => b.external(name.value.clone(), addr, cx.site(name.loc)),
+            Err(e) => cx.yaml_err(e),
+        }
+    }
+}
+
+fn compact_protocol(cx: &mut Ctx, p: Option<&Located<String>>) -> Option<Protocol> {
+    match p {
+        None => Some(Protocol::Tcp),
+        Some(l) => match l.value.parse::<Protocol>() {
+            Ok(p) if p.has_ports() => Some(p),
+            _ => {
+                cx.err(
+                    l.loc,
+                    format!(
+                        "unsupported protocol `{}`: expected TCP, UDP or SCTP",
+                        l.value
+                    ),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn split_qualified(cx: &mut Ctx, name: &Located<String>, what: &str) -> Option<(String, String)> {
+    match name.value.split_once('/') {
+        Some((ns, n)) if !ns.is_empty() && !n.is_empty() && !n.contains('/') => {
+            Some((ns.to_string(), n.to_string()))
+        }
+        _ => {
+            cx.err(
+                name.loc,
+                format!("{what} name `{}` must be `namespace/name`", name.value),
+            );
+            None
+        }
+    }
+}
+
+/// Feed the Kubernetes objects of one node (an object or a List) to the builder.
+fn objects(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
+    let mut read = k8s::Read::default();
+    if let Err(e) = k8s::read_object(node, &mut read) {
+        return cx.yaml_err(e);
+    }
+    for (loc, w) in read.warnings {
+        cx.warnings.push(Diagnostic::warning(cx.site(loc), w));
+    }
+    for (loc, o) in read.objects {
+        let site = cx.site(loc);
+        match o {
+            K8sObject::Namespace { name, labels } => b.namespace(name, labels, site),
+            K8sObject::Node { name, ip, pod_cidr } => b.node(name, ip, pod_cidr, site),
+            K8sObject::Pod {
+                host_network: true,
+                namespace,
+                name,
+                ..
+            } => cx.warnings.push(Diagnostic::warning(
+                site,
+                format!(
+                    "pod `{namespace}/{name}` uses the host network: NetworkPolicy does not apply to it; it is left out (use node:NAME endpoints for host traffic)"
+                ),
+            )),
+            K8sObject::Pod {
+                namespace,
+                name,
+                labels,
+                node,
+                ip,
+                ports,
+                ..
+            } => b.pod(PodSpec {
+                namespace,
+                name,
+                labels,
+                node,
+                ip,
+                ports,
+                site,
+            }),
+            K8sObject::Service {
+                namespace,
+                name,
+                cluster_ip,
+                selector,
+                ports,
+            } => b.service(ServiceSpec {
+                namespace,
+                name,
+                cluster_ip,
+                selector,
+                ports,
+                site,
+            }),
+            K8sObject::NetworkPolicy {
+                namespace,
+                name,
+                pod_selector,
+                ingress,
+                egress,
+            } => b.policy(namespace, name, pod_selector, ingress, egress, site),
+        }
+    }
+}
+
+fn resolve(cluster: &crate::cluster::Cluster, e: &EndpointRef) -> Result<Endpoint, String> {
+    match e {
+        EndpointRef::Pod { namespace, name } => cluster
+            .pod(&format!("{namespace}/{name}"))
+            .map(Endpoint::Pod)
+            .ok_or_else(|| format!("no pod `{namespace}/{name}` in the cluster")),
+        EndpointRef::Node(n) => cluster
+            .node(n)
+            .map(Endpoint::Node)
+            .ok_or_else(|| format!("no node `{n}` in the cluster")),
+        EndpointRef::Service { namespace, name } => cluster
+            .service(&format!("{namespace}/{name}"))
+            .map(Endpoint::Service)
+            .ok_or_else(|| format!("no service `{namespace}/{name}` in the cluster")),
+        EndpointRef::External(n) => cluster
+            .externals
+            .get(n)
+            .map(|ip| Endpoint::External(*ip, Some(n.clone())))
+            .ok_or_else(|| format!("no external name `{n}` under `cluster.externals`")),
+        EndpointRef::Addr(ip) => Ok(Endpoint::from_ip(cluster, *ip)),
+    }
+}
+
+fn parse_verdict(cx: &mut Ctx, v: &Located<String>) -> Option<Verdict> {
+    match v.value.as_str() {
+        "allow" => Some(Verdict::Allow),
+        "deny" => Some(Verdict::Deny),
+        other => {
+            cx.err(v.loc, format!("verdict `{other}`: expected allow or deny"));
+            None
+        }
+    }
+}
+
+fn parse_except<T>(
+    cx: &mut Ctx,
+    except: &Option<indexmap::IndexMap<Located<String>, Located<String>>>,
+    mut verdict: impl FnMut(&mut Ctx, &Located<String>) -> Option<T>,
+) -> Vec<(Dataplane, T)> {
+    let mut out = Vec::new();
+    for (d, v) in except.iter().flatten() {
+        match d.value.parse::<Dataplane>() {
+            Ok(dp) => {
+                if let Some(v) = verdict(cx, v) {
+                    out.push((dp, v));
+                }
+            }
+            Err(m) => cx.err(d.loc, m),
+        }
+    }
+    out
+}
+
+/// The location of byte `offset` of a scalar that starts at `loc` (exact for plain and
+/// quoted one-line scalars; the scalar's start otherwise).
+fn offset_loc(node: &Node, offset: usize) -> Loc {
+    match &node.kind {
+        NodeKind::Scalar { text, style } if !text.contains('\n') => Loc {
+            line: node.loc.line,
+            col: node.loc.col + offset as u32 + u32::from(*style == Style::Quoted),
+        },
+        _ => node.loc,
+    }
+}
+
+fn cluster_expect(
+    cx: &mut Ctx,
+    cluster: &crate::cluster::Cluster,
+    e: &Located<crate::syntax::scenario::ExpectYaml>,
+    node: &Node,
+) -> Option<Expect> {
+    let v = &e.value;
+    if let Some(p) = &v.packet {
+        cx.err(
+            p.loc,
+            "`packet` expectations need a single-host scenario (`ruleset:`); a cluster scenario takes `flow` or `matrix`",
+        );
+        return None;
+    }
+    let except = parse_except(cx, &v.except, parse_verdict);
+    match (node.get("flow"), &v.matrix) {
+        (Some(_), Some(m)) => {
+            cx.err(
+                m.loc,
+                "an expectation has either `flow` or `matrix`, not both",
+            );
+            None
+        }
+        (Some(f), None) => {
+            let Some(verdict) = (match &v.verdict {
+                Some(vd) => parse_verdict(cx, vd),
+                None => {
+                    cx.err(
+                        e.loc,
+                        "a `flow` expectation needs `verdict: allow` or `verdict: deny`",
+                    );
+                    None
+                }
+            }) else {
+                return None;
+            };
+            let flow = flow_of(cx, cluster, f)?;
+            Some(Expect {
+                site: cx.site(f.loc),
+                kind: ExpectKind::Flow { flow, verdict },
+                except,
+            })
+        }
+        (None, Some(m)) => {
+            if let Some(vd) = &v.verdict {
+                cx.err(
+                    vd.loc,
+                    "a `matrix` expectation takes no `verdict`: its cells are the verdicts",
+                );
+                return None;
+            }
+            matrix_of(cx, cluster, m, node.get("matrix").expect("matrix present")).map(|kind| {
+                Expect {
+                    site: cx.site(m.loc),
+                    kind,
+                    except,
+                }
+            })
+        }
+        (None, None) => {
+            cx.err(
+                e.loc,
+                "an expectation needs `flow` (with `verdict`) or `matrix`",
+            );
+            None
+        }
+    }
+}
+
+fn flow_of(cx: &mut Ctx, cluster: &crate::cluster::Cluster, f: &Node) -> Option<Flow> {
+    let (from, to, port, protocol, from_loc, to_loc) = match &f.kind {
+        NodeKind::Scalar { text, .. } => match parse_flow(text) {
+            Ok(r) => {
+                let arrow = text.find("->").unwrap_or(0);
+                let to_off =
+                    arrow + 2 + (text[arrow + 2..].len() - text[arrow + 2..].trim_start().len());
+                (
+                    r.from,
+                    r.to,
+                    r.port,
+                    r.protocol,
+                    f.loc,
+                    offset_loc(f, to_off),
+                )
+            }
+            Err(te) => {
+                cx.err(offset_loc(f, te.offset), te.message);
+                return None;
+            }
+        },
+        NodeKind::Map(_) => {
+            let m: FlowMapYaml = match from_node(f) {
+                Ok(m) => m,
+                Err(e) => {
+                    cx.yaml_err(e);
+                    return None;
+                }
+            };
+            let from = parse_endpoint(&m.from)
+                .map_err(|msg| cx.err(m.from.loc, msg))
+                .ok()?;
+            let to = parse_endpoint(&m.to)
+                .map_err(|msg| cx.err(m.to.loc, msg))
+                .ok()?;
+            let protocol = match &m.protocol {
+                Some(p) => p
+                    .value
+                    .parse::<Protocol>()
+                    .map_err(|msg| cx.err(p.loc, msg))
+                    .ok()?,
+                None => Protocol::Tcp,
+            };
+            let port = match &m.port {
+                Some(p) => Some(k8s::port_number(p).map_err(|e| cx.yaml_err(e)).ok()?),
+                None => None,
+            };
+            if let Err(msg) = check_port(port, protocol) {
+                cx.err(f.loc, msg);
+                return None;
+            }
+            (from, to, port, protocol, m.from.loc, m.to.loc)
+        }
+        NodeKind::Seq(_) => {
+            cx.err(
+                f.loc,
+                "`flow` must be `FROM -> TO:PORT/PROTOCOL` or a mapping {from, to, port, protocol}",
+            );
+            return None;
+        }
+    };
+    let from = resolve(cluster, &from)
+        .map_err(|m| cx.err(from_loc, m))
+        .ok()?;
+    let to = resolve(cluster, &to).map_err(|m| cx.err(to_loc, m)).ok()?;
+    if let Endpoint::Service(_) = from {
+        cx.err(
+            from_loc,
+            "a service cannot be the source of a flow: name a pod, node or address",
+        );
+        return None;
+    }
+    Some(Flow {
+        from,
+        to,
+        port,
+        protocol,
+    })
+}
+
+fn matrix_of(
+    cx: &mut Ctx,
+    cluster: &crate::cluster::Cluster,
+    m: &Located<crate::syntax::scenario::MatrixYaml>,
+    node: &Node,
+) -> Option<ExpectKind> {
+    let v = &m.value;
+    let protocol = match &v.protocol {
+        Some(p) => p
+            .value
+            .parse::<Protocol>()
+            .map_err(|msg| cx.err(p.loc, msg))
+            .ok()?,
+        None => Protocol::Tcp,
+    };
+    let port = match &v.port {
+        Some(p) => Some(k8s::port_number(p).map_err(|e| cx.yaml_err(e)).ok()?),
+        None => None,
+    };
+    if let Err(msg) = check_port(port, protocol) {
+        cx.err(m.loc, msg.replace("flow", "matrix"));
+        return None;
+    }
+    let table_node = node.get("table").expect("table present");
+    // Where line `i`, column `c` of the table text stands in the file.
+    let text = read_text(cx.file).unwrap_or_default();
+    let at = table_position(&text, table_node);
+    let table = match parse_table(&v.table) {
+        Ok(t) => t,
+        Err(e) => {
+            cx.err(at(e.line, e.col), e.message);
+            return None;
+        }
+    };
+    let endpoint = |cx: &mut Ctx, w: &crate::syntax::matrix::Word| -> Option<Endpoint> {
+        let r = parse_endpoint(&w.text).and_then(|e| resolve(cluster, &e));
+        match r {
+            Ok(e) => Some(e),
+            Err(msg) => {
+                cx.err(at(w.line, w.col), msg);
+                None
+            }
+        }
+    };
+    let cols: Vec<Option<Endpoint>> = table.columns.iter().map(|w| endpoint(cx, w)).collect();
+    let mut rows = Vec::new();
+    let mut cells = Vec::new();
+    for (r, (source, row)) in table.rows.iter().enumerate() {
+        let src = endpoint(cx, source);
+        if let Some(Endpoint::Service(_)) = src {
+            cx.err(
+                at(source.line, source.col),
+                "a service cannot be the source of a flow",
+            );
+        }
+        rows.push(src);
+        for (c, (cell, w)) in row.iter().enumerate() {
+            cells.push(MatrixCell {
+                row: r,
+                col: c,
+                expected: *cell,
+                site: cx.site(at(w.line, w.col)),
+            });
+        }
+    }
+    let rows: Option<Vec<Endpoint>> = rows
+        .into_iter()
+        .map(|e| e.filter(|e| !matches!(e, Endpoint::Service(_))))
+        .collect();
+    let cols: Option<Vec<Endpoint>> = cols.into_iter().collect();
+    Some(ExpectKind::Matrix {
+        port,
+        protocol,
+        rows: rows?,
+        cols: cols?,
+        cells,
+    })
+}
+
+/// Map (line, column) in a table scalar's text to a file location. Exact for literal and
+/// folded blocks (`table: |`); for other styles, the scalar's start.
+fn table_position(source: &str, node: &Node) -> impl Fn(usize, usize) -> Loc {
+    let block = matches!(
+        &node.kind,
+        NodeKind::Scalar {
+            style: Style::Block,
+            ..
+        }
+    );
+    let start = node.loc;
+    let lines: Vec<&str> = source.lines().collect();
+    // A block scalar's content starts on the line after its `|` or `>` indicator (the
+    // parser may report either); its indentation is that of the first non-empty line.
+    let at_indicator = lines
+        .get(start.line.saturating_sub(1) as usize)
+        .and_then(|l| l.get(start.col.saturating_sub(1) as usize..))
+        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+    let first = if at_indicator {
+        start.line
+    } else {
+        start.line - 1
+    };
+    let indent = lines
+        .iter()
+        .skip(first as usize)
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .unwrap_or(0);
+    move |line, col| {
+        if block {
+            Loc {
+                line: first + 1 + line as u32,
+                col: (indent + col + 1) as u32,
+            }
+        } else {
+            start
+        }
+    }
+}
+
+fn load_host(
+    cx: &mut Ctx,
+    ruleset: &Located<String>,
+    y: &ScenarioYaml,
+    expect_nodes: &[&Node],
+) -> Option<Body> {
+    let text = if ruleset.value.contains('\n') {
+        ruleset.value.clone()
+    } else {
+        let path = dir_of(cx.file).join(&ruleset.value);
+        match read_text(&path) {
+            Ok(t) => t,
+            Err(m) => {
+                cx.err(ruleset.loc, format!("ruleset `{}`: {m}", ruleset.value));
+                return None;
+            }
+        }
+    };
+    let mut packets = Vec::new();
+    for (i, e) in y.expect.iter().flatten().enumerate() {
+        let v = &e.value;
+        if expect_nodes[i].get("flow").is_some() || v.matrix.is_some() {
+            cx.err(
+                e.loc,
+                "a single-host scenario (`ruleset:`) takes `packet` expectations, not `flow` or `matrix`",
+            );
+            continue;
+        }
+        let Some(p) = &v.packet else {
+            cx.err(e.loc, "an expectation needs `packet` (with `verdict`)");
+            continue;
+        };
+        let packet_verdict = |cx: &mut Ctx, vd: &Located<String>| match vd.value.as_str() {
+            "accept" => Some(PacketVerdict::Accept),
+            "drop" => Some(PacketVerdict::Drop),
+            "reject" => Some(PacketVerdict::Reject),
+            other => {
+                cx.err(
+                    vd.loc,
+                    format!("verdict `{other}`: expected accept, drop or reject"),
+                );
+                None
+            }
+        };
+        let except = parse_except(cx, &v.except, packet_verdict);
+        let verdict = match &v.verdict {
+            Some(vd) => packet_verdict(cx, vd),
+            None => {
+                cx.err(
+                    e.loc,
+                    "a `packet` expectation needs `verdict: accept|drop|reject`",
+                );
+                None
+            }
+        };
+        if let (Some(packet), Some(verdict)) = (packet_of(cx, p), verdict) {
+            packets.push(PacketExpect {
+                site: cx.site(p.loc),
+                packet,
+                verdict,
+                except,
+            });
+        }
+    }
+    Some(Body::Host {
+        ruleset: text,
+        ruleset_site: cx.site(ruleset.loc),
+        packets,
+    })
+}
+
+fn packet_of(cx: &mut Ctx, p: &Located<PacketYaml>) -> Option<Packet> {
+    let v = &p.value;
+    let src = k8s::parse_ip(&v.src).map_err(|e| cx.yaml_err(e)).ok()?;
+    let dst = k8s::parse_ip(&v.dst).map_err(|e| cx.yaml_err(e)).ok()?;
+    if src.is_ipv4() != dst.is_ipv4() {
+        cx.err(
+            v.dst.loc,
+            "`src` and `dst` must be of the same address family",
+        );
+        return None;
+    }
+    let protocol = match &v.protocol {
+        None => Protocol::Tcp.number(),
+        Some(l) => match &l.value {
+            k8s::IntOrString::Int(n) if (0..=255).contains(n) => *n as u8,
+            k8s::IntOrString::String(s) => match s.parse::<Protocol>() {
+                Ok(Protocol::Icmp) if src.is_ipv6() => 58,
+                Ok(p) => p.number(),
+                Err(m) => {
+                    cx.err(l.loc, format!("{m}, or a protocol number"));
+                    return None;
+                }
+            },
+            _ => {
+                cx.err(l.loc, "protocol number out of range: expected 0 to 255");
+                return None;
+            }
+        },
+    };
+    let port = |cx: &mut Ctx, p: &Option<Located<i64>>| -> Result<Option<u16>, ()> {
+        match p {
+            None => Ok(None),
+            Some(l) => k8s::port_number(l).map(Some).map_err(|e| cx.yaml_err(e)),
+        }
+    };
+    let sport = port(cx, &v.sport).ok()?;
+    let dport = port(cx, &v.dport).ok()?;
+    let hook = match v.hook.as_ref().map(|h| (h.value.as_str(), h.loc)) {
+        None | Some(("input", _)) => Hook::Input,
+        Some(("forward", _)) => Hook::Forward,
+        Some(("output", _)) => Hook::Output,
+        Some((other, loc)) => {
+            cx.err(
+                loc,
+                format!("hook `{other}`: expected input, forward or output"),
+            );
+            return None;
+        }
+    };
+    let ctstate = match v.ctstate.as_ref().map(|h| (h.value.as_str(), h.loc)) {
+        None | Some(("new", _)) => CtState::New,
+        Some(("established", _)) => CtState::Established,
+        Some(("related", _)) => CtState::Related,
+        Some(("invalid", _)) => CtState::Invalid,
+        Some(("untracked", _)) => CtState::Untracked,
+        Some((other, loc)) => {
+            cx.err(
+                loc,
+                format!(
+                    "ctstate `{other}`: expected new, established, related, invalid or untracked"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(Packet {
+        src,
+        dst,
+        protocol,
+        sport,
+        dport,
+        iif: v.iif.clone(),
+        oif: v.oif.clone(),
+        hook,
+        ctstate,
+        mark: v.mark.as_ref().map(|m| m.value).unwrap_or(0),
+    })
+}

@@ -1,0 +1,92 @@
+//! A checked scenario: everything resolved, ready to evaluate.
+
+use super::dataplane::Dataplane;
+use crate::cluster::{Cluster, Endpoint, Flow};
+use crate::reference::Verdict;
+use crate::syntax::matrix::Cell;
+use crate::values::{Packet, Protocol, Site};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketVerdict {
+    Accept,
+    Drop,
+    Reject,
+}
+
+impl PacketVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PacketVerdict::Accept => "accept",
+            PacketVerdict::Drop => "drop",
+            PacketVerdict::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MatrixCell {
+    pub row: usize,
+    pub col: usize,
+    pub expected: Cell,
+    pub site: Site,
+}
+
+#[derive(Clone, Debug)]
+pub enum ExpectKind {
+    Flow {
+        flow: Flow,
+        verdict: Verdict,
+    },
+    Matrix {
+        port: Option<u16>,
+        protocol: Protocol,
+        rows: Vec<Endpoint>,
+        cols: Vec<Endpoint>,
+        /// Every cell, `?` included, row-major.
+        cells: Vec<MatrixCell>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Expect {
+    pub site: Site,
+    pub kind: ExpectKind,
+    /// A different verdict on the named dataplanes (matrices: for every checked cell).
+    pub except: Vec<(Dataplane, Verdict)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PacketExpect {
+    pub site: Site,
+    pub packet: Packet,
+    pub verdict: PacketVerdict,
+    pub except: Vec<(Dataplane, PacketVerdict)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Body {
+    Cluster {
+        cluster: Box<Cluster>,
+        /// Host firewall files by node name (`*` for every node).
+        hosts: Vec<(String, PathBuf)>,
+        expects: Vec<Expect>,
+    },
+    Host {
+        /// The ruleset text (read from its file, or inline).
+        ruleset: String,
+        ruleset_site: Site,
+        packets: Vec<PacketExpect>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub site: Site,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub dataplanes: Vec<Dataplane>,
+    pub body: Body,
+    pub warnings: Vec<crate::diag::Diagnostic>,
+}
