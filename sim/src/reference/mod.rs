@@ -25,6 +25,7 @@
 //!   or no such service port), partial otherwise.
 
 mod explain;
+mod fast;
 
 use crate::cluster::{
     Cluster, Direction, Endpoint, Flow, Peer, Pod, PodId, PolicyId, PortMatch, PortRef, Rule,
@@ -32,6 +33,7 @@ use crate::cluster::{
 };
 use crate::values::Protocol;
 use fixedbitset::FixedBitSet;
+use rayon::prelude::*;
 use std::net::IpAddr;
 
 pub use explain::Explanation;
@@ -147,6 +149,7 @@ pub struct Reference<'c> {
     selecting: Vec<[Vec<PolicyId>; 2]>,
     /// Per policy: its rules for [ingress, egress].
     rules: Vec<[Vec<IndexedRule>; 2]>,
+    fast: fast::FastIndex,
 }
 
 fn dir_index(dir: Direction) -> usize {
@@ -161,7 +164,6 @@ impl<'c> Reference<'c> {
     pub fn new(cluster: &'c Cluster) -> Self {
         let n = cluster.pods.len();
         let mut selecting = vec![[Vec::new(), Vec::new()]; n];
-        let mut rules = Vec::with_capacity(cluster.policies.len());
         for (pid, policy) in cluster.policies.iter().enumerate() {
             for (p, pod) in cluster.pods.iter().enumerate() {
                 if pod.ns == policy.ns && policy.pod_selector.matches(&pod.labels) {
@@ -173,21 +175,29 @@ impl<'c> Reference<'c> {
                     }
                 }
             }
-            let index = |list: Option<&[Rule]>| -> Vec<IndexedRule> {
-                list.unwrap_or(&[])
-                    .iter()
-                    .map(|r| Self::index_rule(cluster, policy.ns, r))
-                    .collect()
-            };
-            rules.push([
-                index(policy.rules(Direction::Ingress)),
-                index(policy.rules(Direction::Egress)),
-            ]);
         }
+        let rules: Vec<[Vec<IndexedRule>; 2]> = cluster
+            .policies
+            .par_iter()
+            .map(|policy| {
+                let index = |list: Option<&[Rule]>| -> Vec<IndexedRule> {
+                    list.unwrap_or(&[])
+                        .iter()
+                        .map(|r| Self::index_rule(cluster, policy.ns, r))
+                        .collect()
+                };
+                [
+                    index(policy.rules(Direction::Ingress)),
+                    index(policy.rules(Direction::Egress)),
+                ]
+            })
+            .collect();
+        let fast = fast::FastIndex::new(cluster, &selecting, &rules);
         Reference {
             cluster,
             selecting,
             rules,
+            fast,
         }
     }
 
@@ -321,14 +331,9 @@ impl<'c> Reference<'c> {
         port: Option<u16>,
         protocol: Protocol,
     ) -> bool {
-        if src == dst {
-            return true;
-        }
-        self.side(src, Direction::Egress, Other::Pod(dst), port, protocol)
-            .allows()
-            && self
-                .side(dst, Direction::Ingress, Other::Pod(src), port, protocol)
-                .allows()
+        src == dst
+            || (self.fast.allows(&self.rules, src, 1, dst, port, protocol)
+                && self.fast.allows(&self.rules, dst, 0, src, port, protocol))
     }
 
     /// The verdict of any flow and what decided it.

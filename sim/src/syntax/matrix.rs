@@ -116,13 +116,15 @@ pub fn parse_table(text: &str) -> Result<Table, TableError> {
                 "." => Cell::Allow,
                 "X" | "x" => Cell::Deny,
                 "?" => Cell::Unchecked,
-                other => return Err(TableError {
-                    line: w.line,
-                    col: w.col,
-                    message: format!(
+                other => {
+                    return Err(TableError {
+                        line: w.line,
+                        col: w.col,
+                        message: format!(
                         "cell `{other}`: expected `.` (allowed), `X` (denied) or `?` (not checked)"
                     ),
-                }),
+                    })
+                }
             };
             out.push((cell, w));
         }
