@@ -17,6 +17,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 cargo build --release -p fwsim
-cargo test --workspace
 # The bundled scenarios must all pass (exit 0).
 ./target/release/fwsim run scenarios/
+cargo test --workspace

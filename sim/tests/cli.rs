@@ -105,12 +105,23 @@ fn json_junit_tags_and_dataplanes() {
     assert_eq!(s["passed"], 10);
     assert_eq!(s["divergences"], 0);
     let results = v["results"].as_array().unwrap();
-    let wrong: Vec<_> = results.iter().filter(|r| r["passed"] == false && r["skipped"] == false).collect();
+    let wrong: Vec<_> = results
+        .iter()
+        .filter(|r| r["passed"] == false && r["skipped"] == false)
+        .collect();
     assert_eq!(wrong.len(), 1);
     assert_eq!(wrong[0]["expectation"], "x/b -> x/a:80/TCP");
     assert_eq!(wrong[0]["expected"], "allow");
     assert_eq!(wrong[0]["actual"], "deny");
-    for key in ["scenario", "dataplane", "expectation", "expected", "actual", "passed", "explanation"] {
+    for key in [
+        "scenario",
+        "dataplane",
+        "expectation",
+        "expected",
+        "actual",
+        "passed",
+        "explanation",
+    ] {
         assert!(results[0].get(key).is_some(), "{key}");
     }
     let junit = std::fs::read_to_string(dir.path().join("j.xml")).unwrap();
@@ -122,7 +133,16 @@ fn json_junit_tags_and_dataplanes() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = fwsim(
         dir.path(),
-        &["run", "s.yaml", "--tag", "other", "--dataplanes", "reference", "--format", "json"],
+        &[
+            "run",
+            "s.yaml",
+            "--tag",
+            "other",
+            "--dataplanes",
+            "reference",
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

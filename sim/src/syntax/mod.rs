@@ -5,6 +5,7 @@
 
 pub mod compact;
 pub mod endpoint;
+pub mod iptables;
 pub mod k8s;
 pub mod matrix;
 pub mod scenario;
