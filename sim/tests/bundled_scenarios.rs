@@ -41,7 +41,7 @@ fn shards_partition_the_suite() {
 #[test]
 fn k8s_e2e_port_is_whole() {
     let dir = scenarios().join("k8s-e2e");
-    let report = run(&[dir.clone()], &RunOptions::default());
+    let report = run(std::slice::from_ref(&dir), &RunOptions::default());
     assert_eq!(report.exit_code(), 0);
     let mut files: Vec<String> = report
         .results
@@ -53,7 +53,7 @@ fn k8s_e2e_port_is_whole() {
     assert_eq!(files.len(), 48, "{files:#?}");
     let count = |tag: &str| {
         let tagged = run(
-            &[dir.clone()],
+            std::slice::from_ref(&dir),
             &RunOptions {
                 tags: vec![tag.to_string()],
                 ..Default::default()

@@ -81,6 +81,10 @@ impl ScenarioResult {
     }
 }
 
+/// (expectation, cell) → the flow's text and site, and per dataplane (expected, actual,
+/// explanation): what divergences are computed from.
+type Seen = BTreeMap<(usize, usize), (String, Site, Vec<(Dataplane, Verdict, Verdict, String)>)>;
+
 /// A dataplane able to evaluate cluster flows.
 trait FlowEngine {
     fn evaluate(&self, flow: &Flow) -> (Verdict, String);
@@ -131,10 +135,7 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             cluster, expects, ..
         } => {
             // (expectation, cell) -> per dataplane (expected, actual, explanation)
-            let mut seen: BTreeMap<
-                (usize, usize),
-                (String, Site, Vec<(Dataplane, Verdict, Verdict, String)>),
-            > = BTreeMap::new();
+            let mut seen: Seen = BTreeMap::new();
             for &dp in &dataplanes {
                 let eng = engine(dp, cluster);
                 for (ei, e) in expects.iter().enumerate() {

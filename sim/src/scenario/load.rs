@@ -592,7 +592,7 @@ fn cluster_expect(
             None
         }
         (Some(f), None) => {
-            let Some(verdict) = (match &v.verdict {
+            let verdict = match &v.verdict {
                 Some(vd) => parse_verdict(cx, vd),
                 None => {
                     cx.err(
@@ -601,9 +601,7 @@ fn cluster_expect(
                     );
                     None
                 }
-            }) else {
-                return None;
-            };
+            }?;
             let flow = flow_of(cx, cluster, f)?;
             Some(Expect {
                 site: cx.site(f.loc),

@@ -6,12 +6,15 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// Namespace name → labels, in file order.
+pub type NamespaceMap = IndexMap<Located<String>, Option<BTreeMap<String, String>>>;
+
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CompactCluster {
     pub overlay: Option<Located<String>>,
     pub nodes: Option<Vec<Located<CompactNode>>>,
-    pub namespaces: Option<IndexMap<Located<String>, Option<BTreeMap<String, String>>>>,
+    pub namespaces: Option<NamespaceMap>,
     pub pods: Option<Vec<Located<CompactPod>>>,
     pub services: Option<Vec<Located<CompactService>>>,
     pub externals: Option<IndexMap<Located<String>, Located<String>>>,

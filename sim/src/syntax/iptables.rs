@@ -186,6 +186,11 @@ fn is_option(w: &Word) -> bool {
     }
 }
 
+/// An unquoted `!`: negates the next option.
+fn is_bang(w: &Word) -> bool {
+    w.text == "!" && !w.quoted
+}
+
 /// Core options and their long forms.
 fn core_option(name: &str) -> Option<&'static str> {
     Some(match name {
@@ -273,7 +278,7 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
     let mut negate: Option<Loc> = None;
     while i < words.len() {
         let w = &words[i];
-        if w.text == "!" && !w.quoted {
+        if is_bang(w) {
             if negate.is_some() {
                 return Err(err(w.loc, "double `!`".into()));
             }
@@ -299,15 +304,12 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
         // the next option).
         let mut values: Vec<String> = inline.into_iter().collect();
         let mut j = i + 1;
-        while j < words.len()
-            && !is_option(&words[j])
-            && !(words[j].text == "!" && !words[j].quoted)
-        {
+        while j < words.len() && !is_option(&words[j]) && !is_bang(&words[j]) {
             values.push(words[j].text.clone());
             j += 1;
         }
         // Old syntax: `--dport ! 22` (a `!` after the option, before its value).
-        if values.is_empty() && j < words.len() && words[j].text == "!" && !words[j].quoted {
+        if values.is_empty() && j < words.len() && is_bang(&words[j]) {
             if let Some(v) = words.get(j + 1).filter(|v| !is_option(v)) {
                 if negate.is_none() && name != "-m" && name != "-j" && name != "-g" {
                     negate = Some(words[j].loc);
