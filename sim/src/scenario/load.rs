@@ -16,6 +16,7 @@ use crate::syntax::matrix::parse_table;
 use crate::syntax::scenario::{FlowMapYaml, PacketYaml, ScenarioYaml, API_VERSION};
 use crate::syntax::yaml::{self, from_node, Located, Node, NodeKind, Style};
 use crate::values::{parse_cidr, CtState, Hook, Loc, Packet, Protocol, Site};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -306,15 +307,8 @@ fn compact(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
         let Some((ns, name)) = split_qualified(cx, &p.name, "pod") else {
             continue;
         };
-        let ip = match &p.ip {
-            Some(ip) => match k8s::parse_ip(ip) {
-                Ok(ip) => Some(ip),
-                Err(e) => {
-                    cx.yaml_err(e);
-                    continue;
-                }
-            },
-            None => None,
+        let Ok(ip) = optional_ip(cx, &p.ip) else {
+            continue;
         };
         let mut ports = Vec::new();
         for port in p.ports.iter().flatten() {
@@ -357,15 +351,8 @@ fn compact(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
         let Some((ns, name)) = split_qualified(cx, &s.name, "service") else {
             continue;
         };
-        let cluster_ip = match &s.cluster_ip {
-            Some(ip) => match k8s::parse_ip(ip) {
-                Ok(ip) => Some(ip),
-                Err(e) => {
-                    cx.yaml_err(e);
-                    continue;
-                }
-            },
-            None => None,
+        let Ok(cluster_ip) = optional_ip(cx, &s.cluster_ip) else {
+            continue;
         };
         let mut ports = Vec::new();
         for p in &s.ports {
@@ -399,6 +386,14 @@ fn compact(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
             Ok(addr) => b.external(name.value.clone(), addr, cx.site(name.loc)),
             Err(e) => cx.yaml_err(e),
         }
+    }
+}
+
+/// An optional address; an error is recorded and `Err` returned when it does not parse.
+fn optional_ip(cx: &mut Ctx, ip: &Option<Located<String>>) -> Result<Option<IpAddr>, ()> {
+    match ip {
+        None => Ok(None),
+        Some(ip) => k8s::parse_ip(ip).map(Some).map_err(|e| cx.yaml_err(e)),
     }
 }
 
