@@ -52,6 +52,27 @@ enum Command {
     },
     /// Measure the reference engine on a generated cluster and write CSV into reports/.
     Bench(fwsim::bench::BenchArgs),
+    /// Validate a ruleset (format told apart by content) and print it back normalized.
+    Parse {
+        /// iptables-save / ip6tables-save output.
+        file: PathBuf,
+    },
+    /// Walk one packet through a ruleset and print every rule it touched.
+    Trace {
+        /// The ruleset file.
+        ruleset: PathBuf,
+        /// Packet fields: src=10.0.0.5 dst=10.0.0.1 protocol=tcp dport=22 iif=eth0 hook=input ...
+        #[arg(required = true)]
+        packet: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+}
+
+fn read_or_exit(path: &PathBuf) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path)
+        .map_err(|e| usage_error(&format!("{}: cannot read: {e}", path.display())))
 }
 
 fn usage_error(message: &str) -> ExitCode {
@@ -104,6 +125,65 @@ fn main() -> ExitCode {
                 }
             }
             ExitCode::from(report.exit_code() as u8)
+        }
+        Command::Parse { file } => {
+            let text = match read_or_exit(&file) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            if fwsim::netfilter::detect(&text) == Some(fwsim::netfilter::Format::IptablesSave) {
+                if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
+                    print!("{save}");
+                }
+            }
+            match fwsim::netfilter::read_ruleset(&text) {
+                Ok(rs) => {
+                    for (loc, what) in rs.unsupported() {
+                        eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}:{}: error: {}", file.display(), e.loc, e.message);
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Trace {
+            ruleset,
+            packet,
+            format,
+        } => {
+            let text = match read_or_exit(&ruleset) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let rs = match fwsim::netfilter::read_ruleset(&text) {
+                Ok(rs) => rs,
+                Err(e) => {
+                    eprintln!("{}:{}: error: {}", ruleset.display(), e.loc, e.message);
+                    return ExitCode::from(2);
+                }
+            };
+            let packet = match fwsim::scenario::packet_from_args(&packet) {
+                Ok(p) => p,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("{}", e.message);
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            let walk = fwsim::netfilter::interp::walk(&rs, &packet);
+            match format {
+                Format::Human => println!("{packet}\n{walk}"),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&fwsim::report::trace::trace_json(&walk))
+                        .expect("JSON values serialize")
+                ),
+            }
+            ExitCode::SUCCESS
         }
         Command::Bench(args) => match fwsim::bench::run(&args) {
             Ok(summary) => {

@@ -151,3 +151,69 @@ fn json_junit_tags_and_dataplanes() {
     let (code, _) = fwsim(dir.path(), &["run", "s.yaml", "--dataplanes", "calico"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn parse_and_trace_a_ruleset() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.iptables"),
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:ssh - [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ssh\n-A INPUT -m owner --uid-owner 0 -j ACCEPT\n-A ssh -s 192.0.2.0/24 -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let (code, out) = fwsim(dir.path(), &["parse", "r.iptables"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("-A INPUT -p tcp -m tcp --dport 22 -j ssh"),
+        "{out}"
+    );
+    let (code, out) = fwsim(
+        dir.path(),
+        &[
+            "trace",
+            "r.iptables",
+            "src=192.0.2.9",
+            "dst=10.0.0.1",
+            "protocol=tcp",
+            "dport=22",
+            "iif=eth0",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "accept");
+    let trace = v["trace"].as_array().unwrap();
+    assert_eq!(trace[0]["chain"], "INPUT");
+    assert_eq!(trace[0]["effect"], "match: jump ssh");
+    assert_eq!(trace[1]["chain"], "ssh");
+    assert_eq!(trace[1]["effect"], "match: accept");
+    // Not port 22: the owner match is not modelled, so the verdict is inconclusive.
+    let (_, out) = fwsim(
+        dir.path(),
+        &[
+            "trace",
+            "r.iptables",
+            "src=192.0.2.9",
+            "dst=10.0.0.1",
+            "protocol=tcp",
+            "dport=80",
+            "iif=eth0",
+        ],
+    );
+    assert!(out.contains("verdict: inconclusive"), "{out}");
+    assert!(out.contains("unsupported match -m owner"), "{out}");
+    std::fs::write(
+        dir.path().join("bad.iptables"),
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -j nowhere\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fwsim"))
+        .current_dir(dir.path())
+        .args(["parse", "bad.iptables"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("bad.iptables:4:1: error: table `filter` (line 1) ends without COMMIT"));
+}

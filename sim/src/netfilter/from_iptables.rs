@@ -124,6 +124,7 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
         for (chain, rule) in rules {
             chains[chain].rules.push(rule);
         }
+        check_loops(&chains)?;
         out.tables.push(Table {
             family,
             name: t.name.clone(),
@@ -134,7 +135,42 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
     Ok(out)
 }
 
-fn one<'a>(o: &'a Opt) -> Result<&'a str, Error> {
+/// The kernel refuses a ruleset whose jumps and gotos form a loop (ELOOP): so do we,
+/// naming the rule that closes it.
+fn check_loops(chains: &[Chain]) -> Result<(), Error> {
+    // 0 unvisited, 1 on the current path, 2 done.
+    fn visit(chains: &[Chain], c: usize, state: &mut [u8]) -> Result<(), Error> {
+        state[c] = 1;
+        for r in &chains[c].rules {
+            if let Action::Jump(to) | Action::Goto(to) = r.action {
+                match state[to] {
+                    1 => {
+                        return Err(err(
+                            r.loc,
+                            format!(
+                                "jump loop: chain {} leads back to {} (the kernel refuses loops)",
+                                chains[c].name, chains[to].name
+                            ),
+                        ))
+                    }
+                    0 => visit(chains, to, state)?,
+                    _ => {}
+                }
+            }
+        }
+        state[c] = 2;
+        Ok(())
+    }
+    let mut state = vec![0u8; chains.len()];
+    for c in 0..chains.len() {
+        if state[c] == 0 {
+            visit(chains, c, &mut state)?;
+        }
+    }
+    Ok(())
+}
+
+fn one(o: &Opt) -> Result<&str, Error> {
     match o.values.as_slice() {
         [v] => Ok(v),
         _ => Err(err(o.loc, format!("`{}` takes one value", o.name))),
@@ -949,6 +985,15 @@ mod tests {
             xor: 0x1,
         };
         assert_eq!(op.apply(0x1234), 0x1201);
+    }
+
+    #[test]
+    fn jump_loops_are_refused() {
+        let e =
+            ir("*filter\n:a - [0:0]\n:b - [0:0]\n-A INPUT -j a\n-A a -j b\n-A b -g a\nCOMMIT\n")
+                .unwrap_err();
+        assert_eq!(e.loc.line, 6);
+        assert!(e.message.contains("jump loop"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::dataplane::Dataplane;
 use super::model::{Body, ExpectKind, Scenario};
 use crate::cluster::{Cluster, Endpoint, Flow};
 use crate::diag::Diagnostic;
+use crate::netfilter::interp::Fate;
 use crate::reference::{Reference, Verdict};
 use crate::syntax::matrix::Cell;
 use crate::values::{Protocol, Site};
@@ -262,13 +263,17 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                 }
             }
         }
-        Body::Host { packets, .. } => {
+        Body::Host {
+            packets, ruleset, ..
+        } => {
             for &dp in &dataplanes {
-                let why = match dp {
-                    Dataplane::Reference => "the reference dataplane evaluates NetworkPolicy on clusters; a single-host scenario is evaluated by `netfilter`",
-                    other => other.unavailable().unwrap_or(
+                let unavailable = match (dp, ruleset) {
+                    (Dataplane::Netfilter, Ok(_)) => None,
+                    (Dataplane::Netfilter, Err(why)) => Some(why.as_str()),
+                    (Dataplane::Reference, _) => Some("the reference dataplane evaluates NetworkPolicy on clusters; a single-host scenario is evaluated by `netfilter`"),
+                    (other, _) => Some(other.unavailable().unwrap_or(
                         "this dataplane evaluates clusters; a single-host scenario is evaluated by `netfilter`",
-                    ),
+                    )),
                 };
                 for p in packets {
                     let expected = p
@@ -277,7 +282,7 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                         .find(|(d, _)| *d == dp)
                         .map(|(_, v)| *v)
                         .unwrap_or(p.verdict);
-                    out.results.push(ResultRow {
+                    let mut row = ResultRow {
                         scenario: scenario.name.clone(),
                         dataplane: dp,
                         expectation: p.packet.to_string(),
@@ -285,10 +290,23 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                         actual: "skipped".into(),
                         passed: false,
                         skipped: true,
-                        explanation: why.into(),
+                        explanation: String::new(),
                         site: p.site.clone(),
                         in_matrix: false,
-                    });
+                    };
+                    match (unavailable, ruleset) {
+                        (Some(why), _) => row.explanation = why.into(),
+                        (None, Ok(rs)) => {
+                            let walk = crate::netfilter::interp::walk(rs, &p.packet);
+                            row.actual = walk.fate.as_str().into();
+                            row.explanation = walk.to_string();
+                            // Inconclusive is "could not evaluate": skipped, never passed.
+                            row.skipped = matches!(walk.fate, Fate::Inconclusive(_));
+                            row.passed = !row.skipped && row.actual == expected.as_str();
+                        }
+                        (None, Err(_)) => unreachable!("an unreadable ruleset is unavailable"),
+                    }
+                    out.results.push(row);
                 }
             }
         }

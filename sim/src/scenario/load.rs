@@ -800,33 +800,39 @@ fn table_position(source: &str, node: &Node) -> impl Fn(usize, usize) -> Loc {
         }
     );
     let start = node.loc;
+    let before = block_offset(source, start);
     let lines: Vec<&str> = source.lines().collect();
-    // A block scalar's content starts on the line after its `|` or `>` indicator (the
-    // parser may report either); its indentation is that of the first non-empty line.
-    let at_indicator = lines
-        .get(start.line.saturating_sub(1) as usize)
-        .and_then(|l| l.get(start.col.saturating_sub(1) as usize..))
-        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
-    let first = if at_indicator {
-        start.line
-    } else {
-        start.line - 1
-    };
+    // The content's indentation is that of its first non-empty line.
     let indent = lines
         .iter()
-        .skip(first as usize)
+        .skip(before as usize)
         .find(|l| !l.trim().is_empty())
         .map(|l| l.len() - l.trim_start_matches(' ').len())
         .unwrap_or(0);
     move |line, col| {
         if block {
             Loc {
-                line: first + 1 + line as u32,
+                line: before + 1 + line as u32,
                 col: (indent + col + 1) as u32,
             }
         } else {
             start
         }
+    }
+}
+
+/// For a block scalar (`|` or `>`) starting at `loc`: how many file lines come before its
+/// content (the parser may report the indicator's position or the content's).
+fn block_offset(source: &str, loc: Loc) -> u32 {
+    let at_indicator = source
+        .lines()
+        .nth(loc.line.saturating_sub(1) as usize)
+        .and_then(|l| l.get(loc.col.saturating_sub(1) as usize..))
+        .is_some_and(|rest| rest.starts_with('|') || rest.starts_with('>'));
+    if at_indicator {
+        loc.line
+    } else {
+        loc.line.saturating_sub(1)
     }
 }
 
@@ -836,16 +842,39 @@ fn load_host(
     y: &ScenarioYaml,
     expect_nodes: &[&Node],
 ) -> Option<Body> {
-    let text = if ruleset.value.contains('\n') {
-        ruleset.value.clone()
+    // Inline text (a block scalar) or a path relative to the scenario.
+    let (text, file, first_line, indent) = if ruleset.value.contains('\n') {
+        let source = read_text(cx.file).unwrap_or_default();
+        let before = block_offset(&source, ruleset.loc);
+        let indent = source
+            .lines()
+            .skip(before as usize)
+            .find(|l| !l.trim().is_empty())
+            .map(|l| (l.len() - l.trim_start_matches(' ').len()) as u32)
+            .unwrap_or(0);
+        (ruleset.value.clone(), cx.file.clone(), before, indent)
     } else {
         let path = dir_of(cx.file).join(&ruleset.value);
         match read_text(&path) {
-            Ok(t) => t,
+            Ok(t) => (t, Arc::new(path), 0, 0),
             Err(m) => {
                 cx.err(ruleset.loc, format!("ruleset `{}`: {m}", ruleset.value));
                 return None;
             }
+        }
+    };
+    let ir = match crate::netfilter::read_ruleset(&text) {
+        Ok(ir) => Ok(ir),
+        Err(e) if e.message.contains("not read yet") => Err(e.message),
+        Err(e) => {
+            // Inline rulesets: lines count from the line after `ruleset: |`.
+            let loc = Loc {
+                line: e.loc.line + first_line,
+                col: e.loc.col + indent,
+            };
+            cx.errors
+                .push(Diagnostic::error(Site::new(&file, loc), e.message));
+            return None;
         }
     };
     let mut packets = Vec::new();
@@ -895,7 +924,7 @@ fn load_host(
         }
     }
     Some(Body::Host {
-        ruleset: text,
+        ruleset: ir,
         ruleset_site: cx.site(ruleset.loc),
         packets,
     })
@@ -978,4 +1007,47 @@ fn packet_of(cx: &mut Ctx, p: &Located<PacketYaml>) -> Option<Packet> {
         ctstate,
         mark: v.mark.as_ref().map(|m| m.value).unwrap_or(0),
     })
+}
+
+/// A packet from `key=value` words (the spec's packet fields), as `fwsim trace` takes it.
+pub fn packet_from_args(args: &[String]) -> Result<Packet, Vec<Diagnostic>> {
+    let file = Arc::new(PathBuf::from("<command line>"));
+    let mut entries = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        let loc = Loc {
+            line: 1,
+            col: i as u32 + 1,
+        };
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(vec![Diagnostic::error(
+                Site::new(&file, loc),
+                format!("`{a}`: expected key=value, such as dport=22"),
+            )]);
+        };
+        let scalar = |text: &str| Node {
+            loc,
+            kind: NodeKind::Scalar {
+                text: text.to_string(),
+                style: Style::Plain,
+            },
+        };
+        entries.push((scalar(k), scalar(v)));
+    }
+    let node = Node {
+        loc: Loc { line: 1, col: 1 },
+        kind: NodeKind::Map(entries),
+    };
+    let mut cx = Ctx {
+        file: &file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let p: Located<PacketYaml> = match from_node(&node) {
+        Ok(p) => p,
+        Err(e) => {
+            cx.yaml_err(e);
+            return Err(cx.errors);
+        }
+    };
+    packet_of(&mut cx, &p).ok_or(cx.errors)
 }

@@ -73,8 +73,8 @@ pub enum Body {
         expects: Vec<Expect>,
     },
     Host {
-        /// The ruleset text (read from its file, or inline).
-        ruleset: String,
+        /// The ruleset, read; Err: a format this version cannot read yet (why).
+        ruleset: Result<crate::netfilter::ir::Ruleset, String>,
         ruleset_site: Site,
         packets: Vec<PacketExpect>,
     },

@@ -58,7 +58,19 @@ impl fmt::Display for Packet {
         if let Some(o) = &self.oif {
             write!(f, " oif={o}")?;
         }
-        write!(f, " hook={:?} ctstate={:?}", self.hook, self.ctstate)?;
+        let hook = match self.hook {
+            Hook::Input => "input",
+            Hook::Forward => "forward",
+            Hook::Output => "output",
+        };
+        let ct = match self.ctstate {
+            CtState::New => "new",
+            CtState::Established => "established",
+            CtState::Related => "related",
+            CtState::Invalid => "invalid",
+            CtState::Untracked => "untracked",
+        };
+        write!(f, " hook={hook} ctstate={ct}")?;
         if self.mark != 0 {
             write!(f, " mark={:#x}", self.mark)?;
         }

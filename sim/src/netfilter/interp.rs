@@ -1,0 +1,725 @@
+//! The packet walk: one packet through a host's netfilter hooks, as the kernel runs them.
+//!
+//! Contract: [`walk`] cannot fail. It returns the packet's fate and the trace of every rule
+//! it touched. What fwsim cannot decide (an unsupported match or target, an interface or
+//! port the packet does not give, a set whose members are unknown) makes the fate
+//! [`Fate::Inconclusive`] naming the rule, never a guess. `statistic` matches are
+//! enumerated: every branch is walked, and the fate is that of all branches when they
+//! agree, inconclusive when they do not.
+//!
+//! The model (see docs/netfilter-semantics.md for the sources):
+//! - Paths: input = PREROUTING, INPUT; forward = PREROUTING, FORWARD, POSTROUTING;
+//!   output = OUTPUT, POSTROUTING. The packet's `hook` is the routing decision: a DNAT in
+//!   PREROUTING changes the addresses later hooks see, not the path.
+//! - At each hook every base chain registered there (iptables tables at their fixed
+//!   priorities, nft base chains at theirs) runs in priority order; equal priorities keep
+//!   ruleset order. `accept` ends only the current base chain; `drop` and `reject` end the
+//!   packet.
+//! - Conntrack runs at priority -200 in PREROUTING and OUTPUT: before it, a packet has no
+//!   conntrack entry (ctstate matches see INVALID, connmark matches fail); NOTRACK before it
+//!   makes the packet UNTRACKED.
+//! - NAT chains run only for the first packet of a connection (ctstate NEW, tracked); the
+//!   first NAT target (or accept) ends the NAT chain; DNAT and SNAT set the DNAT/SNAT
+//!   conntrack bits seen by later `--ctstate DNAT` matches.
+//! - TCP flags: a NEW packet is a SYN, any other an ACK. ICMP: an echo request (v6: 128).
+
+use super::ir::*;
+use crate::values::{CtState, Hook as PacketHook, Packet};
+use std::net::IpAddr;
+
+/// The end of a packet's walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Accept,
+    Drop,
+    Reject(String),
+    /// fwsim cannot decide; the reason names the rule.
+    Inconclusive(String),
+}
+
+impl Fate {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fate::Accept => "accept",
+            Fate::Drop => "drop",
+            Fate::Reject(_) => "reject",
+            Fate::Inconclusive(_) => "inconclusive",
+        }
+    }
+}
+
+/// One rule (or chain policy) the packet touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub hook: Hook,
+    /// `ip filter`, `ip6 nat`, `inet fw4`...
+    pub table: String,
+    pub chain: String,
+    /// 1-based rule number; None for the chain's policy.
+    pub rule: Option<usize>,
+    pub text: String,
+    /// What happened: `match: jump x`, `no match`, `policy accept`...
+    pub effect: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    pub fate: Fate,
+    pub trace: Vec<Step>,
+    /// The packet's mark at the end.
+    pub mark: u32,
+}
+
+/// One line per rule touched, like `nft monitor trace`, offline; then the verdict.
+impl std::fmt::Display for Walk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.trace {
+            match s.rule {
+                Some(n) => writeln!(
+                    f,
+                    "{} {} {} rule {}: {} => {}",
+                    s.hook.as_str(),
+                    s.table,
+                    s.chain,
+                    n,
+                    s.text,
+                    s.effect
+                )?,
+                None => writeln!(
+                    f,
+                    "{} {} {}: {}",
+                    s.hook.as_str(),
+                    s.table,
+                    s.chain,
+                    s.effect
+                )?,
+            }
+        }
+        write!(f, "verdict: {}", self.fate.as_str())?;
+        if let Fate::Inconclusive(why) | Fate::Reject(why) = &self.fate {
+            write!(f, " ({why})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Conntrack's view of the packet while it walks.
+#[derive(Clone, Debug)]
+struct State {
+    src: IpAddr,
+    dst: IpAddr,
+    sport: Option<u16>,
+    dport: Option<u16>,
+    mark: u32,
+    ctmark: u32,
+    /// Conntrack attached (false before the conntrack hook).
+    tracked_yet: bool,
+    untracked: bool,
+    nat_bits: u8,
+}
+
+enum Truth {
+    Yes,
+    No,
+    Unknown(String),
+}
+
+fn truth(b: bool) -> Truth {
+    if b {
+        Truth::Yes
+    } else {
+        Truth::No
+    }
+}
+
+fn negate(t: Truth, neg: bool) -> Truth {
+    match (t, neg) {
+        (Truth::Yes, true) => Truth::No,
+        (Truth::No, true) => Truth::Yes,
+        (t, _) => t,
+    }
+}
+
+/// A walk over one choice of every `statistic` match met so far.
+struct Run<'a> {
+    rs: &'a Ruleset,
+    packet: &'a Packet,
+    /// Decisions for the statistic matches met in order; past its end, `false` is taken and
+    /// the point recorded.
+    choices: Vec<bool>,
+    taken: usize,
+    trace: Vec<Step>,
+}
+
+const MAX_BRANCHES: usize = 64;
+const MAX_STEPS: usize = 100_000;
+
+/// Walk `packet` through `ruleset`.
+pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
+    // Enumerate statistic branches depth-first.
+    let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
+    let mut fates: Vec<(Fate, Vec<Step>, u32)> = Vec::new();
+    while let Some(choices) = pending.pop() {
+        if fates.len() >= MAX_BRANCHES {
+            return Walk {
+                fate: Fate::Inconclusive(format!("more than {MAX_BRANCHES} statistic branches")),
+                trace: fates.swap_remove(0).1,
+                mark: 0,
+            };
+        }
+        let fixed = choices.len();
+        let mut run = Run {
+            rs: ruleset,
+            packet,
+            choices,
+            taken: 0,
+            trace: Vec::new(),
+        };
+        let (fate, mark) = run.go();
+        // Every decision taken past the fixed prefix defaulted to false: queue its twin.
+        for i in fixed..run.taken {
+            let mut alt = run.choices[..i].to_vec();
+            alt.push(true);
+            pending.push(alt);
+        }
+        fates.push((fate, run.trace, mark));
+    }
+    let (first, trace, mark) = fates.remove(0);
+    if let Some((other, _, _)) = fates.iter().find(|(f, _, _)| f.as_str() != first.as_str()) {
+        return Walk {
+            fate: Fate::Inconclusive(format!(
+                "the verdict depends on a statistic match: {} on one branch, {} on another",
+                first.as_str(),
+                other.as_str()
+            )),
+            trace,
+            mark,
+        };
+    }
+    Walk {
+        fate: first,
+        trace,
+        mark,
+    }
+}
+
+fn family_applies(f: Family, v4: bool) -> bool {
+    match f {
+        Family::Ip => v4,
+        Family::Ip6 => !v4,
+        Family::Inet => true,
+        _ => false,
+    }
+}
+
+fn iface_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+impl Run<'_> {
+    fn go(&mut self) -> (Fate, u32) {
+        let p = self.packet;
+        let hooks: &[Hook] = match p.hook {
+            PacketHook::Input => &[Hook::Prerouting, Hook::Input],
+            PacketHook::Forward => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
+            PacketHook::Output => &[Hook::Output, Hook::Postrouting],
+        };
+        let mut st = State {
+            src: p.src,
+            dst: p.dst,
+            sport: p.sport,
+            dport: p.dport,
+            mark: p.mark,
+            ctmark: 0,
+            tracked_yet: false,
+            untracked: p.ctstate == CtState::Untracked,
+            nat_bits: 0,
+        };
+        let v4 = p.src.is_ipv4();
+        let mut steps = 0usize;
+        for &hook in hooks {
+            // Base chains at this hook, by priority (stable: ruleset order on ties).
+            let mut chains: Vec<(i32, usize, usize)> = Vec::new();
+            for (ti, t) in self.rs.tables.iter().enumerate() {
+                if !family_applies(t.family, v4) {
+                    continue;
+                }
+                for (ci, c) in t.chains.iter().enumerate() {
+                    if let Some(b) = &c.base {
+                        if b.hook == hook {
+                            chains.push((b.priority, ti, ci));
+                        }
+                    }
+                }
+            }
+            chains.sort_by_key(|c| c.0);
+            let ct_hook = matches!(hook, Hook::Prerouting | Hook::Output);
+            if !ct_hook {
+                st.tracked_yet = true;
+            }
+            for (prio, ti, ci) in chains {
+                if ct_hook && prio > -200 {
+                    st.tracked_yet = true;
+                }
+                let base = self.rs.tables[ti].chains[ci]
+                    .base
+                    .clone()
+                    .expect("base chain");
+                if base.kind == ChainType::Nat {
+                    let first = p.ctstate == CtState::New && !st.untracked;
+                    if !first {
+                        continue;
+                    }
+                }
+                match self.run_base(hook, ti, ci, &base, &mut st, &mut steps) {
+                    Some(f) => return (f, st.mark),
+                    None => continue,
+                }
+            }
+            if ct_hook {
+                st.tracked_yet = true;
+            }
+        }
+        (Fate::Accept, st.mark)
+    }
+
+    /// Run one base chain. None: accepted (go on to the next base chain).
+    fn run_base(
+        &mut self,
+        hook: Hook,
+        ti: usize,
+        ci: usize,
+        base: &BaseChain,
+        st: &mut State,
+        steps: &mut usize,
+    ) -> Option<Fate> {
+        let table = &self.rs.tables[ti];
+        let tname = format!("{} {}", table.family.as_str(), table.name);
+        // The call stack: (chain, next rule).
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        let mut chain = ci;
+        let mut i = 0usize;
+        loop {
+            *steps += 1;
+            if *steps > MAX_STEPS {
+                return Some(Fate::Inconclusive(format!(
+                    "more than {MAX_STEPS} rule evaluations (a loop?) in {tname}"
+                )));
+            }
+            let c = &table.chains[chain];
+            let Some(rule) = c.rules.get(i) else {
+                // End of chain: return to the caller, or the base chain's policy.
+                match stack.pop() {
+                    Some((ch, next)) => {
+                        chain = ch;
+                        i = next;
+                        continue;
+                    }
+                    None => {
+                        self.trace.push(Step {
+                            hook,
+                            table: tname.clone(),
+                            chain: table.chains[ci].name.clone(),
+                            rule: None,
+                            text: String::new(),
+                            effect: format!("policy {}", base.policy),
+                        });
+                        return match base.policy {
+                            Policy::Accept => None,
+                            Policy::Drop => Some(Fate::Drop),
+                        };
+                    }
+                }
+            };
+            let mut unknown = None;
+            let mut matched = true;
+            for m in &rule.matches {
+                match self.eval(m, hook, st) {
+                    Truth::Yes => {}
+                    Truth::No => {
+                        matched = false;
+                        break;
+                    }
+                    Truth::Unknown(why) => {
+                        unknown.get_or_insert(why);
+                    }
+                }
+            }
+            let mut step = Step {
+                hook,
+                table: tname.clone(),
+                chain: c.name.clone(),
+                rule: Some(i + 1),
+                text: rule.text.clone(),
+                effect: String::new(),
+            };
+            if !matched {
+                step.effect = "no match".into();
+                self.trace.push(step);
+                i += 1;
+                continue;
+            }
+            if let Some(why) = unknown {
+                step.effect = format!("inconclusive: {why}");
+                self.trace.push(step);
+                return Some(Fate::Inconclusive(format!(
+                    "{tname} chain {} rule {}: {why}: {}",
+                    c.name,
+                    i + 1,
+                    rule.text
+                )));
+            }
+            step.effect = "match".into();
+            self.trace.push(step);
+            let last = self.trace.len() - 1;
+            match &rule.action {
+                Action::None | Action::Log => {}
+                Action::Accept => {
+                    self.trace[last].effect = "match: accept".into();
+                    return None;
+                }
+                Action::Drop => {
+                    self.trace[last].effect = "match: drop".into();
+                    return Some(Fate::Drop);
+                }
+                Action::Reject { with } => {
+                    self.trace[last].effect = format!("match: reject ({with})");
+                    return Some(Fate::Reject(with.clone()));
+                }
+                Action::Return => {
+                    self.trace[last].effect = "match: return".into();
+                    match stack.pop() {
+                        Some((ch, next)) => {
+                            chain = ch;
+                            i = next;
+                            continue;
+                        }
+                        None => {
+                            self.trace.push(Step {
+                                hook,
+                                table: tname.clone(),
+                                chain: table.chains[ci].name.clone(),
+                                rule: None,
+                                text: String::new(),
+                                effect: format!("policy {}", base.policy),
+                            });
+                            return match base.policy {
+                                Policy::Accept => None,
+                                Policy::Drop => Some(Fate::Drop),
+                            };
+                        }
+                    }
+                }
+                Action::Jump(to) => {
+                    self.trace[last].effect = format!("match: jump {}", table.chains[*to].name);
+                    stack.push((chain, i + 1));
+                    chain = *to;
+                    i = 0;
+                    continue;
+                }
+                Action::Goto(to) => {
+                    self.trace[last].effect = format!("match: goto {}", table.chains[*to].name);
+                    chain = *to;
+                    i = 0;
+                    continue;
+                }
+                Action::Mark(op) => {
+                    st.mark = op.apply(st.mark);
+                    self.trace[last].effect = format!("match: mark set {:#x}", st.mark);
+                }
+                Action::SetConnMark(op) => {
+                    if st.tracked_yet && !st.untracked {
+                        st.ctmark = op.apply(st.ctmark);
+                    }
+                }
+                Action::SaveMark { nfmask, ctmask } => {
+                    if st.tracked_yet && !st.untracked {
+                        st.ctmark = (st.ctmark & !ctmask) | (st.mark & nfmask);
+                    }
+                }
+                Action::RestoreMark { nfmask, ctmask } => {
+                    if st.tracked_yet && !st.untracked {
+                        st.mark = (st.mark & !nfmask) | (st.ctmark & ctmask);
+                    }
+                }
+                Action::NoTrack => {
+                    if !st.tracked_yet {
+                        st.untracked = true;
+                    }
+                }
+                Action::Dnat(to) | Action::Redirect(to) => {
+                    if let Some((a, _)) = to.addrs {
+                        st.dst = a;
+                    }
+                    if let Some((p, _)) = to.ports {
+                        st.dport = Some(p);
+                    }
+                    st.nat_bits |= ct::DNAT;
+                    self.trace[last].effect = "match: dnat".into();
+                    return None;
+                }
+                Action::Snat(to) => {
+                    if let Some((a, _)) = to.addrs {
+                        st.src = a;
+                    }
+                    if let Some((p, _)) = to.ports {
+                        st.sport = Some(p);
+                    }
+                    st.nat_bits |= ct::SNAT;
+                    self.trace[last].effect = "match: snat".into();
+                    return None;
+                }
+                Action::Masquerade => {
+                    st.nat_bits |= ct::SNAT;
+                    self.trace[last].effect = "match: masquerade".into();
+                    return None;
+                }
+                Action::Unsupported { what } => {
+                    self.trace[last].effect = format!("inconclusive: unsupported {what}");
+                    return Some(Fate::Inconclusive(format!(
+                        "{tname} chain {} rule {}: unsupported target {what}: {}",
+                        c.name,
+                        i + 1,
+                        rule.text
+                    )));
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn eval(&mut self, m: &Match, hook: Hook, st: &State) -> Truth {
+        let p = self.packet;
+        match m {
+            Match::Addr { dir, nets, neg } => {
+                let a = if *dir == Dir::Src { st.src } else { st.dst };
+                negate(truth(nets.iter().any(|n| n.contains(&a))), *neg)
+            }
+            Match::Proto { proto, neg } => negate(truth(*proto == 0 || *proto == p.protocol), *neg),
+            Match::Iface { dir, name, neg } => {
+                // Which interfaces exist on this hook: none in (empty name), or the packet's.
+                let has = match (dir, hook) {
+                    (Dir::Src, Hook::Output) => Some(""),
+                    (Dir::Src, Hook::Postrouting) if p.hook == PacketHook::Output => Some(""),
+                    (Dir::Dst, Hook::Prerouting | Hook::Input) => Some(""),
+                    (Dir::Src, _) => p.iif.as_deref(),
+                    (Dir::Dst, _) => p.oif.as_deref(),
+                };
+                match has {
+                    Some(n) => negate(truth(iface_matches(name, n)), *neg),
+                    None => Truth::Unknown(format!(
+                        "the packet gives no {} interface",
+                        if *dir == Dir::Src {
+                            "input (iif)"
+                        } else {
+                            "output (oif)"
+                        }
+                    )),
+                }
+            }
+            Match::Fragment { neg } => negate(Truth::No, *neg),
+            Match::Port { dir, ranges, neg } => {
+                let port = if *dir == Dir::Src { st.sport } else { st.dport };
+                match port {
+                    Some(x) => negate(truth(ranges.iter().any(|(a, b)| *a <= x && x <= *b)), *neg),
+                    None if has_ports(p.protocol) => Truth::Unknown(format!(
+                        "the packet gives no {} port",
+                        if *dir == Dir::Src {
+                            "source (sport)"
+                        } else {
+                            "destination (dport)"
+                        }
+                    )),
+                    None => Truth::No,
+                }
+            }
+            Match::AnyPort { ranges, neg } => {
+                let inr = |x: Option<u16>| {
+                    x.is_some_and(|x| ranges.iter().any(|(a, b)| *a <= x && x <= *b))
+                };
+                if has_ports(p.protocol)
+                    && (st.sport.is_none() || st.dport.is_none())
+                    && !inr(st.sport)
+                    && !inr(st.dport)
+                {
+                    return Truth::Unknown("the packet gives no source or destination port".into());
+                }
+                negate(truth(inr(st.sport) || inr(st.dport)), *neg)
+            }
+            Match::TcpFlags { mask, comp, neg } => {
+                if p.protocol != 6 {
+                    return Truth::No;
+                }
+                let flags: u8 = if p.ctstate == CtState::New {
+                    0x02
+                } else {
+                    0x10
+                };
+                negate(truth(flags & mask == *comp), *neg)
+            }
+            Match::Icmp { v6, ty, codes, neg } => {
+                let proto = if *v6 { 58 } else { 1 };
+                if p.protocol != proto {
+                    return Truth::No;
+                }
+                let (pt, pc) = if *v6 { (128u8, 0u8) } else { (8, 0) };
+                negate(
+                    truth(*ty == 255 || (*ty == pt && codes.0 <= pc && pc <= codes.1)),
+                    *neg,
+                )
+            }
+            Match::CtState { states, neg } => {
+                let bit = if !st.tracked_yet && !st.untracked {
+                    ct::INVALID
+                } else if st.untracked {
+                    ct::UNTRACKED
+                } else {
+                    match p.ctstate {
+                        CtState::New => ct::NEW,
+                        CtState::Established => ct::ESTABLISHED,
+                        CtState::Related => ct::RELATED,
+                        CtState::Invalid => ct::INVALID,
+                        CtState::Untracked => ct::UNTRACKED,
+                    }
+                };
+                let virt = if st.tracked_yet && !st.untracked {
+                    st.nat_bits
+                } else {
+                    0
+                };
+                negate(truth((bit | virt) & states != 0), *neg)
+            }
+            Match::Mark { value, mask, neg } => negate(truth(st.mark & mask == *value), *neg),
+            Match::ConnMark { value, mask, neg } => {
+                if !st.tracked_yet || st.untracked || p.ctstate == CtState::Invalid {
+                    // No conntrack entry: the connmark match fails, negated or not.
+                    return Truth::No;
+                }
+                negate(truth(st.ctmark & mask == *value), *neg)
+            }
+            Match::Set { name, .. } => {
+                Truth::Unknown(format!("the members of ipset `{name}` are not known"))
+            }
+            Match::AddrType { .. } => {
+                Truth::Unknown("addrtype needs the host's addresses, which are not known".into())
+            }
+            Match::Statistic { neg, .. } => {
+                let choice = if self.taken < self.choices.len() {
+                    self.choices[self.taken]
+                } else {
+                    self.choices.push(false);
+                    false
+                };
+                self.taken += 1;
+                negate(truth(choice), *neg)
+            }
+            Match::Unsupported { what } => Truth::Unknown(format!("unsupported match {what}")),
+        }
+    }
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 33 | 132 | 136)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netfilter::from_iptables::{convert, IpVersion};
+    use crate::syntax::iptables::parse;
+
+    fn packet(text: &str) -> Packet {
+        let mut p = Packet {
+            src: "198.51.100.4".parse().unwrap(),
+            dst: "10.0.0.1".parse().unwrap(),
+            protocol: 6,
+            sport: Some(40000),
+            dport: Some(22),
+            iif: Some("eth0".into()),
+            oif: None,
+            hook: PacketHook::Input,
+            ctstate: CtState::New,
+            mark: 0,
+        };
+        for kv in text.split_whitespace() {
+            let (k, v) = kv.split_once('=').unwrap();
+            match k {
+                "src" => p.src = v.parse().unwrap(),
+                "dst" => p.dst = v.parse().unwrap(),
+                "dport" => p.dport = Some(v.parse().unwrap()),
+                "proto" => p.protocol = v.parse().unwrap(),
+                "iif" => p.iif = Some(v.into()),
+                "oif" => p.oif = Some(v.into()),
+                "hook" => {
+                    p.hook = match v {
+                        "forward" => PacketHook::Forward,
+                        "output" => PacketHook::Output,
+                        _ => PacketHook::Input,
+                    }
+                }
+                "ct" => {
+                    p.ctstate = match v {
+                        "established" => CtState::Established,
+                        _ => CtState::New,
+                    }
+                }
+                _ => panic!("{k}"),
+            }
+        }
+        p
+    }
+
+    fn fate(rules: &str, p: &str) -> Fate {
+        let rs = convert(&parse(rules).unwrap(), IpVersion::V4).unwrap();
+        walk(&rs, &packet(p)).fate
+    }
+
+    #[test]
+    fn policies_jumps_gotos_and_returns() {
+        let rules = "*filter\n:INPUT DROP [0:0]\n:a - [0:0]\n:b - [0:0]\n-A INPUT -j a\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A a -g b\n-A a -j DROP\n-A b -p tcp --dport 80 -j ACCEPT\nCOMMIT\n";
+        // goto b, end of b returns to INPUT (the caller of a), not to a: so no DROP in a.
+        assert_eq!(fate(rules, "dport=22"), Fate::Accept);
+        assert_eq!(fate(rules, "dport=80"), Fate::Accept);
+        assert_eq!(fate(rules, "dport=23"), Fate::Drop);
+    }
+
+    #[test]
+    fn accept_ends_only_its_base_chain() {
+        let rules = "*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n";
+        assert_eq!(fate(rules, "dport=22"), Fate::Drop);
+    }
+
+    #[test]
+    fn marks_cross_tables_and_notrack() {
+        let rules = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp --dport 4789 -j NOTRACK\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -i eth0 -j MARK --set-xmark 0x10000/0x10000\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate UNTRACKED -j ACCEPT\n-A INPUT -m mark --mark 0x10000/0x10000 -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n";
+        assert_eq!(fate(rules, "proto=17 dport=4789"), Fate::Accept);
+        assert_eq!(fate(rules, "dport=22"), Fate::Reject("tcp-reset".into()));
+        assert_eq!(fate(rules, "dport=22 iif=eth1"), Fate::Drop);
+    }
+
+    #[test]
+    fn nat_only_on_new_and_dnat_rewrites() {
+        let rules = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.0.0.9:8080\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -d 10.0.0.9 --dport 8080 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT\n";
+        assert_eq!(fate(rules, "dport=80"), Fate::Accept);
+        // An established packet is not NATed by the nat table (no binding modelled): drop.
+        assert_eq!(fate(rules, "dport=80 ct=established"), Fate::Drop);
+    }
+
+    #[test]
+    fn unknowns_are_inconclusive_and_statistic_enumerated() {
+        let rules =
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m owner --uid-owner 0 -j DROP\nCOMMIT\n";
+        assert!(matches!(fate(rules, "dport=22"), Fate::Inconclusive(_)));
+        let rules = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m owner --uid-owner 0 -j DROP\nCOMMIT\n";
+        assert_eq!(fate(rules, "dport=22"), Fate::Accept);
+        let rules = "*filter\n:INPUT ACCEPT [0:0]\n:x - [0:0]\n-A INPUT -m statistic --mode random --probability 0.5 -j x\n-A INPUT -j x\n-A x -j ACCEPT\nCOMMIT\n";
+        assert_eq!(fate(rules, "dport=22"), Fate::Accept);
+        let rules = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m statistic --mode random --probability 0.5 -j DROP\nCOMMIT\n";
+        assert!(
+            matches!(fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("statistic"))
+        );
+    }
+}
