@@ -390,28 +390,10 @@ impl Run<'_> {
                     return Some(Fate::Reject(with.clone()));
                 }
                 Action::Return => {
+                    // As if the chain ended here: back to the caller, or the policy.
                     self.trace[last].effect = "match: return".into();
-                    match stack.pop() {
-                        Some((ch, next)) => {
-                            chain = ch;
-                            i = next;
-                            continue;
-                        }
-                        None => {
-                            self.trace.push(Step {
-                                hook,
-                                table: tname.clone(),
-                                chain: table.chains[ci].name.clone(),
-                                rule: None,
-                                text: String::new(),
-                                effect: format!("policy {}", base.policy),
-                            });
-                            return match base.policy {
-                                Policy::Accept => None,
-                                Policy::Drop => Some(Fate::Drop),
-                            };
-                        }
-                    }
+                    i = c.rules.len();
+                    continue;
                 }
                 Action::Jump(to) => {
                     self.trace[last].effect = format!("match: jump {}", table.chains[*to].name);
@@ -684,6 +666,11 @@ mod tests {
         assert_eq!(fate(rules, "dport=22"), Fate::Accept);
         assert_eq!(fate(rules, "dport=80"), Fate::Accept);
         assert_eq!(fate(rules, "dport=23"), Fate::Drop);
+        // RETURN goes back to the caller; RETURN in a base chain applies its policy.
+        let rules = "*filter\n:INPUT DROP [0:0]\n:a - [0:0]\n-A INPUT -j a\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -p tcp --dport 23 -j RETURN\n-A INPUT -j ACCEPT\n-A a -p tcp --dport 22:23 -j RETURN\n-A a -j DROP\nCOMMIT\n";
+        assert_eq!(fate(rules, "dport=22"), Fate::Accept);
+        assert_eq!(fate(rules, "dport=23"), Fate::Drop);
+        assert_eq!(fate(rules, "dport=24"), Fate::Drop);
     }
 
     #[test]
