@@ -135,8 +135,9 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
     Ok(out)
 }
 
-/// The kernel refuses a ruleset whose jumps and gotos form a loop (ELOOP): so do we,
-/// naming the rule that closes it.
+/// The kernel refuses a ruleset whose jumps and gotos form a loop reachable from a base
+/// chain (ELOOP, `mark_source_chains`); a loop no base chain reaches loads. So do we, naming
+/// the rule that closes it.
 fn check_loops(chains: &[Chain]) -> Result<(), Error> {
     // 0 unvisited, 1 on the current path, 2 done.
     fn visit(chains: &[Chain], c: usize, state: &mut [u8]) -> Result<(), Error> {
@@ -163,7 +164,7 @@ fn check_loops(chains: &[Chain]) -> Result<(), Error> {
     }
     let mut state = vec![0u8; chains.len()];
     for c in 0..chains.len() {
-        if state[c] == 0 {
+        if state[c] == 0 && chains[c].base.is_some() {
             visit(chains, c, &mut state)?;
         }
     }
@@ -764,8 +765,12 @@ fn target(
         "DROP" => Action::Drop,
         "RETURN" => Action::Return,
         "REJECT" => {
-            if !matches!(table, "filter" | "security" | "mangle" | "raw") {
-                return Err(err(loc, format!("REJECT is not valid in table {table}")));
+            // ipt_REJECT is registered for table filter (INPUT, FORWARD, OUTPUT) only.
+            if table != "filter" {
+                return Err(err(
+                    loc,
+                    format!("REJECT is only valid in table filter, not {table}"),
+                ));
             }
             Action::Reject {
                 with: match get(&["--reject-with"]) {
@@ -985,6 +990,11 @@ mod tests {
             xor: 0x1,
         };
         assert_eq!(op.apply(0x1234), 0x1201);
+    }
+
+    #[test]
+    fn unreachable_loops_load() {
+        assert!(ir("*filter\n:a - [0:0]\n:b - [0:0]\n-A a -j b\n-A b -g a\nCOMMIT\n").is_ok());
     }
 
     #[test]

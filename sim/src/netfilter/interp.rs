@@ -484,8 +484,8 @@ impl Run<'_> {
             Match::Iface { dir, name, neg } => {
                 // Which interfaces exist on this hook: none in (empty name), or the packet's.
                 let has = match (dir, hook) {
-                    (Dir::Src, Hook::Output) => Some(""),
-                    (Dir::Src, Hook::Postrouting) if p.hook == PacketHook::Output => Some(""),
+                    // OUTPUT and POSTROUTING have no input device, even for forwarded packets.
+                    (Dir::Src, Hook::Output | Hook::Postrouting) => Some(""),
                     (Dir::Dst, Hook::Prerouting | Hook::Input) => Some(""),
                     (Dir::Src, _) => p.iif.as_deref(),
                     (Dir::Dst, _) => p.oif.as_deref(),

@@ -114,8 +114,9 @@ struct Word {
     loc: Loc,
 }
 
-/// Split a rule line as iptables-restore does: whitespace separates, double (and single)
-/// quotes group, a backslash escapes a quote inside quotes.
+/// Split a rule line as iptables-restore does: whitespace separates, double quotes group,
+/// a backslash escapes a quote inside quotes. Single quotes are not special
+/// (docs/netfilter-semantics.md, iptables-restore's tokenizer).
 fn words(line: &str, line_no: u32) -> Result<Vec<Word>, Error> {
     let mut out = Vec::new();
     let mut chars = line.char_indices().peekable();
@@ -134,7 +135,7 @@ fn words(line: &str, line_no: u32) -> Result<Vec<Word>, Error> {
             if c.is_whitespace() {
                 break;
             }
-            if c == '"' || c == '\'' {
+            if c == '"' {
                 quoted = true;
                 let q = c;
                 chars.next();
