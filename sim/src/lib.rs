@@ -16,3 +16,30 @@ pub mod run;
 pub mod scenario;
 pub mod syntax;
 pub mod values;
+
+/// Test support shared by the library's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    /// The shared ruleset corpus files with one of `extensions`, in name order; None (and a
+    /// printed reason) where `../shared/rulesets` is absent, so corpus tests skip.
+    pub fn corpus(extensions: &[&str]) -> Option<Vec<PathBuf>> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/rulesets");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return None;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| extensions.contains(&e))
+            })
+            .collect();
+        paths.sort();
+        Some(paths)
+    }
+}

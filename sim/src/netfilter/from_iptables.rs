@@ -1049,13 +1049,9 @@ mod corpus {
     /// listed, never an error. Skips (saying so) where the corpus is absent.
     #[test]
     fn shared_rulesets_convert() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rulesets");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} is absent", dir.display());
+        let Some(paths) = crate::testing::corpus(&["iptables", "ip6tables"]) else {
             return;
         };
-        let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-        paths.sort();
         for p in paths {
             let version = match p.extension().and_then(|e| e.to_str()) {
                 Some("iptables") => IpVersion::V4,

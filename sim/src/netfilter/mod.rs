@@ -51,14 +51,20 @@ pub struct RulesetError {
     pub message: String,
 }
 
+impl From<crate::syntax::iptables::Error> for RulesetError {
+    fn from(e: crate::syntax::iptables::Error) -> Self {
+        RulesetError {
+            loc: e.loc,
+            message: e.message,
+        }
+    }
+}
+
 /// Read a ruleset of any supported format into the IR.
 pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
     match detect(text) {
         Some(Format::IptablesSave) => {
-            let save = crate::syntax::iptables::parse(text).map_err(|e| RulesetError {
-                loc: e.loc,
-                message: e.message,
-            })?;
+            let save = crate::syntax::iptables::parse(text)?;
             // ip6tables-save says so in its header; otherwise the addresses tell.
             let v6 = text
                 .lines()
@@ -72,17 +78,9 @@ pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
             match from_iptables::convert(&save, first) {
                 Ok(r) => Ok(r),
                 Err(e) if !v6 && e.message.contains("IPv6 address") => {
-                    from_iptables::convert(&save, from_iptables::IpVersion::V6).map_err(|e| {
-                        RulesetError {
-                            loc: e.loc,
-                            message: e.message,
-                        }
-                    })
+                    from_iptables::convert(&save, from_iptables::IpVersion::V6).map_err(Into::into)
                 }
-                Err(e) => Err(RulesetError {
-                    loc: e.loc,
-                    message: e.message,
-                }),
+                Err(e) => Err(e.into()),
             }
         }
         Some(Format::NftText) | Some(Format::NftJson) => Err(RulesetError {

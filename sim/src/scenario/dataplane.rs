@@ -37,10 +37,7 @@ impl Dataplane {
     /// Why this version of fwsim cannot evaluate the dataplane yet, if it cannot.
     pub fn unavailable(self) -> Option<&'static str> {
         match self {
-            Dataplane::Reference => None,
-            Dataplane::Netfilter => Some(
-                "the netfilter simulator is not built yet in this version of fwsim (issue: the netfilter simulator)",
-            ),
+            Dataplane::Reference | Dataplane::Netfilter => None,
             Dataplane::Kernel => Some(
                 "the kernel dataplane is not built yet in this version of fwsim",
             ),

@@ -267,11 +267,11 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             packets, ruleset, ..
         } => {
             for &dp in &dataplanes {
-                let unavailable = match (dp, ruleset) {
-                    (Dataplane::Netfilter, Ok(_)) => None,
-                    (Dataplane::Netfilter, Err(why)) => Some(why.as_str()),
-                    (Dataplane::Reference, _) => Some("the reference dataplane evaluates NetworkPolicy on clusters; a single-host scenario is evaluated by `netfilter`"),
-                    (other, _) => Some(other.unavailable().unwrap_or(
+                // The ruleset to walk, or why this dataplane cannot evaluate the scenario.
+                let engine: Result<&crate::netfilter::ir::Ruleset, &str> = match (dp, ruleset) {
+                    (Dataplane::Netfilter, Ok(rs)) => Ok(rs),
+                    (Dataplane::Netfilter, Err(why)) => Err(why.as_str()),
+                    (other, _) => Err(other.unavailable().unwrap_or(
                         "this dataplane evaluates clusters; a single-host scenario is evaluated by `netfilter`",
                     )),
                 };
@@ -294,9 +294,9 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                         site: p.site.clone(),
                         in_matrix: false,
                     };
-                    match (unavailable, ruleset) {
-                        (Some(why), _) => row.explanation = why.into(),
-                        (None, Ok(rs)) => {
+                    match engine {
+                        Err(why) => row.explanation = why.into(),
+                        Ok(rs) => {
                             let walk = crate::netfilter::interp::walk(rs, &p.packet);
                             row.actual = walk.fate.as_str().into();
                             row.explanation = walk.to_string();
@@ -304,7 +304,6 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                             row.skipped = matches!(walk.fate, Fate::Inconclusive(_));
                             row.passed = !row.skipped && row.actual == expected.as_str();
                         }
-                        (None, Err(_)) => unreachable!("an unreadable ruleset is unavailable"),
                     }
                     out.results.push(row);
                 }

@@ -797,18 +797,11 @@ mod corpus {
     /// stable. Skips (saying so) where the corpus is absent.
     #[test]
     fn shared_rulesets_round_trip() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/rulesets");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            eprintln!("skipped: {} is absent", dir.display());
+        let Some(paths) = crate::testing::corpus(&["iptables", "ip6tables"]) else {
             return;
         };
         let mut seen = 0;
-        for e in entries.flatten() {
-            let p = e.path();
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if ext != "iptables" && ext != "ip6tables" {
-                continue;
-            }
+        for p in paths {
             let text = std::fs::read_to_string(&p).unwrap();
             let save = parse(&text).unwrap_or_else(|e| panic!("{}:{e}", p.display()));
             let printed = save.to_string();
