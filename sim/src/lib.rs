@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cluster;
 pub mod diag;
 pub mod gen;
+pub mod kernel;
 pub mod netfilter;
 pub mod reference;
 pub mod report;

@@ -57,6 +57,29 @@ enum Command {
         /// iptables-save / ip6tables-save output.
         file: PathBuf,
     },
+    /// Check the simulator against the Linux kernel: generated rulesets are loaded into a
+    /// network namespace, real packets sent through it, and the verdicts compared (root).
+    KernelCheck {
+        /// Seed of the generated rulesets and probes (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// (ruleset, packet) cases per backend.
+        #[arg(long, default_value_t = 1000)]
+        cases: usize,
+        /// Packets sent through each generated ruleset.
+        #[arg(long, default_value_t = 20)]
+        probes_per_ruleset: usize,
+        /// Backends: iptables-legacy, iptables-nft, nft (comma-separated).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "iptables-legacy,iptables-nft,nft"
+        )]
+        backends: Vec<String>,
+        /// Folder where each disagreement is written as a single-host scenario.
+        #[arg(long, default_value = "reports/kernel-check")]
+        out: PathBuf,
+    },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
         /// The ruleset file.
@@ -184,6 +207,57 @@ fn main() -> ExitCode {
                 ),
             }
             ExitCode::SUCCESS
+        }
+        Command::KernelCheck {
+            seed,
+            cases,
+            probes_per_ruleset,
+            backends,
+            out,
+        } => {
+            let backends = match backends
+                .iter()
+                .map(|b| b.trim().parse::<fwsim::kernel::Backend>())
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(b) => b,
+                Err(m) => return usage_error(&format!("--backends: {m}")),
+            };
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+            eprintln!("kernel-check: seed {seed} (replay with --seed {seed})");
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let opts = fwsim::kernel::check::CheckOptions {
+                seed,
+                cases,
+                probes_per_ruleset,
+                backends,
+                out_dir: Some(out),
+                plant: None,
+            };
+            let result = fwsim::kernel::check::run(&opts, |b, done, total| {
+                if tty {
+                    eprint!("\r  {:<16} {done}/{total} rulesets", b.as_str());
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            });
+            match result {
+                Ok(report) => {
+                    print!("{report}");
+                    if report.clean() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => usage_error(&e.to_string()),
+            }
         }
         Command::Bench(args) => match fwsim::bench::run(&args) {
             Ok(summary) => {

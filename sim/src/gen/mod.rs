@@ -4,5 +4,6 @@
 //! of Rust (ChaCha8, no hash-ordered iteration).
 
 mod cluster;
+pub mod ruleset;
 
 pub use cluster::{generate_cluster, ClusterShape};

@@ -68,6 +68,9 @@ pub struct Walk {
     pub trace: Vec<Step>,
     /// The packet's mark at the end.
     pub mark: u32,
+    /// The path taken: the packet's own, or the one routing chose after a DNAT on a known
+    /// [`Host`].
+    pub path: PacketHook,
 }
 
 /// One line per rule touched, like `nft monitor trace`, offline; then the verdict.
@@ -110,6 +113,8 @@ struct State {
     dst: IpAddr,
     sport: Option<u16>,
     dport: Option<u16>,
+    iif: Option<String>,
+    oif: Option<String>,
     mark: u32,
     ctmark: u32,
     /// Conntrack attached (false before the conntrack hook).
@@ -143,6 +148,8 @@ fn negate(t: Truth, neg: bool) -> Truth {
 /// A walk over one choice of every `statistic` match met so far.
 struct Run<'a> {
     rs: &'a Ruleset,
+    host: Option<&'a Host>,
+    path: PacketHook,
     packet: &'a Packet,
     /// Decisions for the statistic matches met in order; past its end, `false` is taken and
     /// the point recorded.
@@ -154,22 +161,52 @@ struct Run<'a> {
 const MAX_BRANCHES: usize = 64;
 const MAX_STEPS: usize = 100_000;
 
-/// Walk `packet` through `ruleset`.
+/// What the simulator knows of the host besides its ruleset: its own addresses and its
+/// routes. With it, a packet whose destination a DNAT in PREROUTING changed is routed
+/// again, as the kernel does (`ip_rcv_finish` routes after PREROUTING): to a local address
+/// it takes the input path, else the forward path out of the route's interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Host {
+    pub addresses: Vec<IpAddr>,
+    /// (destination network, output interface); the longest prefix wins.
+    pub routes: Vec<(crate::values::Cidr, String)>,
+}
+
+impl Host {
+    fn route(&self, dst: IpAddr) -> Option<&str> {
+        self.routes
+            .iter()
+            .filter(|(net, _)| net.contains(&dst))
+            .max_by_key(|(net, _)| net.prefix_len())
+            .map(|(_, dev)| dev.as_str())
+    }
+}
+
+/// Walk `packet` through `ruleset` on a host of which nothing else is known (a DNAT does
+/// not change the packet's path).
 pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
+    walk_on(ruleset, packet, None)
+}
+
+/// Walk `packet` through `ruleset` on `host`.
+pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk {
     // Enumerate statistic branches depth-first.
     let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
-    let mut fates: Vec<(Fate, Vec<Step>, u32)> = Vec::new();
+    let mut fates: Vec<(Fate, Vec<Step>, u32, PacketHook)> = Vec::new();
     while let Some(choices) = pending.pop() {
         if fates.len() >= MAX_BRANCHES {
             return Walk {
                 fate: Fate::Inconclusive(format!("more than {MAX_BRANCHES} statistic branches")),
                 trace: fates.swap_remove(0).1,
                 mark: 0,
+                path: packet.hook,
             };
         }
         let fixed = choices.len();
         let mut run = Run {
             rs: ruleset,
+            host,
+            path: packet.hook,
             packet,
             choices,
             taken: 0,
@@ -182,10 +219,10 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
             alt.push(true);
             pending.push(alt);
         }
-        fates.push((fate, run.trace, mark));
+        fates.push((fate, run.trace, mark, run.path));
     }
-    let (first, trace, mark) = fates.remove(0);
-    if let Some((other, _, _)) = fates.iter().find(|(f, _, _)| f.as_str() != first.as_str()) {
+    let (first, trace, mark, path) = fates.remove(0);
+    if let Some((other, ..)) = fates.iter().find(|(f, ..)| f.as_str() != first.as_str()) {
         return Walk {
             fate: Fate::Inconclusive(format!(
                 "the verdict depends on a statistic match: {} on one branch, {} on another",
@@ -194,12 +231,14 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
             )),
             trace,
             mark,
+            path,
         };
     }
     Walk {
         fate: first,
         trace,
         mark,
+        path,
     }
 }
 
@@ -222,7 +261,7 @@ fn iface_matches(pattern: &str, name: &str) -> bool {
 impl Run<'_> {
     fn go(&mut self) -> (Fate, u32) {
         let p = self.packet;
-        let hooks: &[Hook] = match p.hook {
+        let mut hooks: &[Hook] = match p.hook {
             PacketHook::Input => &[Hook::Prerouting, Hook::Input],
             PacketHook::Forward => &[Hook::Prerouting, Hook::Forward, Hook::Postrouting],
             PacketHook::Output => &[Hook::Output, Hook::Postrouting],
@@ -232,6 +271,8 @@ impl Run<'_> {
             dst: p.dst,
             sport: p.sport,
             dport: p.dport,
+            iif: p.iif.clone(),
+            oif: p.oif.clone(),
             mark: p.mark,
             ctmark: 0,
             tracked_yet: false,
@@ -240,7 +281,10 @@ impl Run<'_> {
         };
         let v4 = p.src.is_ipv4();
         let mut steps = 0usize;
-        for &hook in hooks {
+        let mut at = 0;
+        while at < hooks.len() {
+            let hook = hooks[at];
+            at += 1;
             // Base chains at this hook, by priority (stable: ruleset order on ties).
             let mut chains: Vec<(i32, usize, usize)> = Vec::new();
             for (ti, t) in self.rs.tables.iter().enumerate() {
@@ -281,6 +325,20 @@ impl Run<'_> {
             }
             if ct_hook {
                 st.tracked_yet = true;
+            }
+            // Routing after PREROUTING, on a known host, when a DNAT moved the destination.
+            if let (Hook::Prerouting, Some(host)) = (hook, self.host) {
+                if st.dst != p.dst {
+                    if host.addresses.contains(&st.dst) {
+                        hooks = &[Hook::Prerouting, Hook::Input];
+                        self.path = PacketHook::Input;
+                        st.oif = None;
+                    } else {
+                        hooks = &[Hook::Prerouting, Hook::Forward, Hook::Postrouting];
+                        self.path = PacketHook::Forward;
+                        st.oif = host.route(st.dst).map(str::to_string);
+                    }
+                }
             }
         }
         (Fate::Accept, st.mark)
@@ -487,8 +545,8 @@ impl Run<'_> {
                     // OUTPUT and POSTROUTING have no input device, even for forwarded packets.
                     (Dir::Src, Hook::Output | Hook::Postrouting) => Some(""),
                     (Dir::Dst, Hook::Prerouting | Hook::Input) => Some(""),
-                    (Dir::Src, _) => p.iif.as_deref(),
-                    (Dir::Dst, _) => p.oif.as_deref(),
+                    (Dir::Src, _) => st.iif.as_deref(),
+                    (Dir::Dst, _) => st.oif.as_deref(),
                 };
                 match has {
                     Some(n) => negate(truth(iface_matches(name, n)), *neg),

@@ -1,0 +1,448 @@
+//! `fwsim kernel-check`: generated rulesets and probes, judged by the kernel and by the
+//! simulator, compared probe by probe.
+//!
+//! Contract: for each backend, `cases` (ruleset, probe) pairs are checked: `cases /
+//! probes_per_ruleset` rulesets from [`crate::gen::ruleset::generate`] (case seeds derived
+//! from the run's seed, so any ruleset replays alone), each printed in the backend's syntax,
+//! loaded into the DUT, and parsed back by fwsim from the very text loaded. Every probe's
+//! kernel fate (accepted on input, accepted on forward, rejected, dropped) is compared
+//! with the simulator's verdict on the same packet. A disagreement is written as a
+//! single-host scenario whose expectation is the kernel's verdict.
+
+use super::lab::{Lab, DUT_ADDRS, DUT_IN, DUT_OUT};
+use super::observer::{self, KernelFate, SENTINEL4, SENTINEL6};
+use super::probe::{Probe, Sender};
+use super::{available, Backend, KernelError};
+use crate::gen::ruleset::{generate, probes, GenProbe, GenRuleset};
+use crate::netfilter::interp::{walk_on, Fate, Host};
+use crate::values::{CtState, Hook, Packet};
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub seed: u64,
+    /// (ruleset, probe) pairs per backend.
+    pub cases: usize,
+    pub probes_per_ruleset: usize,
+    pub backends: Vec<Backend>,
+    /// Where disagreements are written as scenarios (None: not written).
+    pub out_dir: Option<PathBuf>,
+    /// Applied to fwsim's IR before it walks the probes: None in real checks; tests plant
+    /// a wrong semantics with it to show that the check catches it.
+    pub plant: Option<fn(&mut crate::netfilter::ir::Ruleset)>,
+}
+
+/// One probe on which the kernel and fwsim disagree.
+#[derive(Clone, Debug)]
+pub struct Disagreement {
+    pub backend: Backend,
+    pub case_seed: u64,
+    pub packet: Packet,
+    pub kernel: KernelFate,
+    pub fwsim: String,
+    pub ruleset: String,
+    pub trace: String,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BackendReport {
+    pub rulesets: usize,
+    pub cases: usize,
+    pub agree: usize,
+    pub disagree: usize,
+    /// fwsim said inconclusive (not counted as agreement).
+    pub inconclusive: usize,
+    /// A few of the inconclusive reasons (case seed, reason).
+    pub inconclusive_examples: Vec<(u64, String)>,
+    /// The kernel's fates over all cases: accept (input), accept (forward), reject, drop.
+    pub kernel_fates: [usize; 4],
+    /// Rulesets the kernel's tool refused to load (a generator bug), with the message.
+    pub load_errors: Vec<(u64, String)>,
+    /// Rulesets fwsim could not read although the kernel loaded them.
+    pub parse_errors: Vec<(u64, String)>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    pub seed: u64,
+    pub backends: Vec<(Backend, BackendReport)>,
+    pub disagreements: Vec<Disagreement>,
+}
+
+impl CheckReport {
+    /// True when every case agreed and nothing failed to load or parse.
+    pub fn clean(&self) -> bool {
+        self.backends
+            .iter()
+            .all(|(_, r)| r.disagree == 0 && r.load_errors.is_empty() && r.parse_errors.is_empty())
+    }
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "kernel-check seed {}", self.seed)?;
+        for (b, r) in &self.backends {
+            writeln!(
+                f,
+                "  {:<16} {} rulesets, {} cases: {} agree, {} disagree, {} inconclusive, {} load errors, {} parse errors; {:.1} s, {:.0} cases/s",
+                b.as_str(),
+                r.rulesets,
+                r.cases,
+                r.agree,
+                r.disagree,
+                r.inconclusive,
+                r.load_errors.len(),
+                r.parse_errors.len(),
+                r.seconds,
+                r.cases as f64 / r.seconds.max(1e-9)
+            )?;
+            writeln!(
+                f,
+                "    kernel verdicts: {} accept (input), {} accept (forward), {} reject, {} drop",
+                r.kernel_fates[0], r.kernel_fates[1], r.kernel_fates[2], r.kernel_fates[3]
+            )?;
+            for (seed, m) in &r.inconclusive_examples {
+                writeln!(f, "    inconclusive (case seed {seed}): {m}")?;
+            }
+            for (seed, m) in r.load_errors.iter().take(5) {
+                writeln!(f, "    load error (case seed {seed}): {m}")?;
+            }
+            for (seed, m) in r.parse_errors.iter().take(5) {
+                writeln!(f, "    parse error (case seed {seed}): {m}")?;
+            }
+        }
+        for d in self.disagreements.iter().take(20) {
+            writeln!(
+                f,
+                "  DISAGREE [{}] case seed {}: {}\n    kernel: {}, fwsim: {}{}",
+                d.backend.as_str(),
+                d.case_seed,
+                d.packet,
+                d.kernel.as_str(),
+                d.fwsim,
+                match &d.file {
+                    Some(p) => format!("\n    written to {}", p.display()),
+                    None => String::new(),
+                }
+            )?;
+        }
+        if self.disagreements.len() > 20 {
+            writeln!(f, "  ... and {} more", self.disagreements.len() - 20)?;
+        }
+        Ok(())
+    }
+}
+
+/// The seed of ruleset `i` of a run with `seed` (SplitMix64 of both: stable, spread).
+pub fn case_seed(seed: u64, i: u64) -> u64 {
+    let mut z = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(i.wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The packet fwsim walks for a probe: as the DUT sees it arriving on `dut0`.
+pub fn packet_of(p: &GenProbe) -> Packet {
+    let ports = matches!(p.protocol, 6 | 17);
+    Packet {
+        src: p.src,
+        dst: p.dst,
+        protocol: p.protocol,
+        sport: ports.then_some(p.sport),
+        dport: ports.then_some(p.dport),
+        iif: Some(DUT_IN.into()),
+        oif: (!p.local).then(|| DUT_OUT.into()),
+        hook: if p.local { Hook::Input } else { Hook::Forward },
+        ctstate: CtState::New,
+        mark: 0,
+    }
+}
+
+fn text_for(g: &GenRuleset, backend: Backend) -> String {
+    match backend {
+        Backend::Nft => g.to_nft(),
+        _ => g.to_iptables(),
+    }
+}
+
+fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<(), KernelError> {
+    let obs = observer::table();
+    match backend {
+        Backend::Nft => {
+            lab.in_dut(
+                &["nft", "-f", "-"],
+                Some(&format!("flush ruleset\n{obs}{text}")),
+            )?;
+        }
+        Backend::Legacy | Backend::IptablesNft => {
+            lab.in_dut(&["nft", "-f", "-"], Some(&format!("flush ruleset\n{obs}")))?;
+            let tool = match (backend, v6) {
+                (Backend::Legacy, false) => "iptables-legacy-restore",
+                (Backend::Legacy, true) => "ip6tables-legacy-restore",
+                (_, false) => "iptables-nft-restore",
+                (_, true) => "ip6tables-nft-restore",
+            };
+            lab.in_dut(&[tool], Some(text))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelError> {
+    for attempt in 0..200 {
+        let json = lab.in_dut(
+            &["nft", "-j", "list", "table", "inet", observer::TABLE],
+            None,
+        )?;
+        let seen = observer::parse(&json)?;
+        if seen.sentinel.contains(&u32::from(marker)) {
+            return Ok(seen);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1 + attempt));
+    }
+    Err(KernelError::Tool(
+        "the sentinel probe never reached the DUT (is the lab's veth up?)".into(),
+    ))
+}
+
+/// The lab's DUT as the simulator sees it: its addresses and routes.
+pub fn dut_host() -> Host {
+    let net = |s: &str| s.parse().expect("lab network");
+    Host {
+        addresses: DUT_ADDRS
+            .iter()
+            .map(|a| a.parse().expect("lab address"))
+            .collect(),
+        routes: vec![
+            (net("10.200.0.0/24"), DUT_IN.into()),
+            (net("10.201.0.0/24"), DUT_OUT.into()),
+            (net("fd00:200::/64"), DUT_IN.into()),
+            (net("fd00:201::/64"), DUT_OUT.into()),
+            (net("0.0.0.0/0"), DUT_IN.into()),
+            (net("::/0"), DUT_IN.into()),
+        ],
+    }
+}
+
+fn agree(kernel: KernelFate, fate: &Fate, path: Hook) -> bool {
+    match fate {
+        Fate::Accept => {
+            kernel
+                == if path == Hook::Input {
+                    KernelFate::AcceptInput
+                } else {
+                    KernelFate::AcceptForward
+                }
+        }
+        Fate::Drop => kernel == KernelFate::Drop,
+        Fate::Reject(_) => kernel == KernelFate::Reject,
+        Fate::Inconclusive(_) => false,
+    }
+}
+
+/// Run the check. `progress(backend, done, total)` is called after each ruleset.
+pub fn run(
+    opts: &CheckOptions,
+    mut progress: impl FnMut(Backend, usize, usize),
+) -> Result<CheckReport, KernelError> {
+    available(&opts.backends)?;
+    let per = opts.probes_per_ruleset.clamp(1, 60_000);
+    let rulesets = opts.cases.div_ceil(per);
+    let mut report = CheckReport {
+        seed: opts.seed,
+        ..Default::default()
+    };
+    for &backend in &opts.backends {
+        // Unique per process and per lab: tests run checks in parallel.
+        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{}-{n}-{}", std::process::id(), backend.as_str());
+        let lab = Lab::create(&tag)?;
+        let sender = Sender::open(&Lab::path(&lab.snd))?;
+        let host = dut_host();
+        let start = Instant::now();
+        let mut r = BackendReport::default();
+        for i in 0..rulesets {
+            let cs = case_seed(opts.seed, i as u64);
+            let g = generate(cs);
+            let text = text_for(&g, backend);
+            let n = per.min(opts.cases - i * per);
+            let ps = probes(cs, g.v6, n);
+            r.rulesets += 1;
+            if let Err(e) = load(&lab, backend, g.v6, &text) {
+                r.load_errors.push((cs, e.to_string()));
+                progress(backend, i + 1, rulesets);
+                continue;
+            }
+            let rs = match crate::netfilter::read_ruleset(&text) {
+                Ok(mut rs) => {
+                    if let Some(plant) = opts.plant {
+                        plant(&mut rs);
+                    }
+                    rs
+                }
+                Err(e) => {
+                    r.parse_errors
+                        .push((cs, format!("{}: {}", e.loc, e.message)));
+                    progress(backend, i + 1, rulesets);
+                    continue;
+                }
+            };
+            for (j, p) in ps.iter().enumerate() {
+                sender.send(&Probe {
+                    src: p.src,
+                    dst: p.dst,
+                    protocol: p.protocol,
+                    sport: p.sport,
+                    dport: p.dport,
+                    marker: j as u16 + 1,
+                })?;
+            }
+            let sentinel = n as u16 + 1;
+            let (s, d) = if g.v6 {
+                (SENTINEL6, DUT_ADDRS[2])
+            } else {
+                (SENTINEL4, DUT_ADDRS[0])
+            };
+            sender.send(&Probe {
+                src: s.parse().expect("sentinel address"),
+                dst: d.parse().expect("DUT address"),
+                protocol: 17,
+                sport: 9,
+                dport: 9,
+                marker: sentinel,
+            })?;
+            let seen = read_until_sentinel(&lab, sentinel)?;
+            for (j, p) in ps.iter().enumerate() {
+                r.cases += 1;
+                let kernel = seen.fate(j as u16 + 1, p.protocol == 6);
+                let packet = packet_of(p);
+                let w = walk_on(&rs, &packet, Some(&host));
+                r.kernel_fates[kernel as usize] += 1;
+                if let Fate::Inconclusive(why) = &w.fate {
+                    r.inconclusive += 1;
+                    if r.inconclusive_examples.len() < 5 {
+                        r.inconclusive_examples.push((cs, why.clone()));
+                    }
+                    continue;
+                }
+                if agree(kernel, &w.fate, w.path) {
+                    r.agree += 1;
+                    continue;
+                }
+                r.disagree += 1;
+                let mut d = Disagreement {
+                    backend,
+                    case_seed: cs,
+                    packet,
+                    kernel,
+                    fwsim: w.fate.as_str().to_string(),
+                    ruleset: text.clone(),
+                    trace: w.to_string(),
+                    file: None,
+                };
+                if let Some(dir) = &opts.out_dir {
+                    d.file = write_scenario(dir, &d, j).ok();
+                }
+                report.disagreements.push(d);
+            }
+            progress(backend, i + 1, rulesets);
+        }
+        r.seconds = start.elapsed().as_secs_f64();
+        drop(sender);
+        drop(lab);
+        report.backends.push((backend, r));
+    }
+    Ok(report)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        1 => "ICMP".into(),
+        n => n.to_string(),
+    }
+}
+
+/// The disagreement as a single-host scenario: the kernel's verdict is the expectation.
+pub fn scenario_text(d: &Disagreement, probe: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Found by `fwsim kernel-check` ({}): the kernel and fwsim disagree on this packet.\n# The expectation is the kernel's verdict ({}); fwsim said {}.\n# fwsim's trace:",
+        d.backend.as_str(),
+        d.kernel.as_str(),
+        d.fwsim
+    );
+    for line in d.trace.lines() {
+        let _ = writeln!(s, "#   {line}");
+    }
+    let _ = writeln!(s, "apiVersion: fwsim/v1\nkind: Scenario");
+    let _ = writeln!(
+        s,
+        "name: kernel-check/{} case {} probe {}",
+        d.backend.as_str(),
+        d.case_seed,
+        probe + 1
+    );
+    let _ = writeln!(s, "tags: [kernel-check, {}]", d.backend.as_str());
+    s.push_str("ruleset: |\n");
+    for line in d.ruleset.lines() {
+        let _ = writeln!(s, "  {line}");
+    }
+    let p = &d.packet;
+    let _ = write!(
+        s,
+        "expect:\n  - packet: {{src: {}, dst: {}, protocol: {}",
+        p.src,
+        p.dst,
+        proto_name(p.protocol)
+    );
+    if let Some(x) = p.sport {
+        let _ = write!(s, ", sport: {x}");
+    }
+    if let Some(x) = p.dport {
+        let _ = write!(s, ", dport: {x}");
+    }
+    if let Some(x) = &p.iif {
+        let _ = write!(s, ", iif: {x}");
+    }
+    if let Some(x) = &p.oif {
+        let _ = write!(s, ", oif: {x}");
+    }
+    let hook = match p.hook {
+        Hook::Input => "input",
+        Hook::Forward => "forward",
+        Hook::Output => "output",
+    };
+    let verdict = match d.kernel {
+        KernelFate::AcceptInput | KernelFate::AcceptForward => "accept",
+        KernelFate::Reject => "reject",
+        KernelFate::Drop => "drop",
+    };
+    let _ = writeln!(s, ", hook: {hook}}}\n    verdict: {verdict}");
+    s
+}
+
+fn write_scenario(
+    dir: &std::path::Path,
+    d: &Disagreement,
+    probe: usize,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!(
+        "{}-{}-{}.yaml",
+        d.backend.as_str(),
+        d.case_seed,
+        probe + 1
+    ));
+    std::fs::write(&path, scenario_text(d, probe))?;
+    Ok(path)
+}
