@@ -497,7 +497,6 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
 // ---------------------------------------------------------------------------------------
 // Parser.
 
-const VERDICTS: [&str; 6] = ["accept", "drop", "continue", "return", "jump", "goto"];
 const PROTO_HDRS: [&str; 24] = [
     "ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp", "icmpv6", "igmp",
     "ether", "vlan", "arp", "ah", "esp", "comp", "gre", "frag", "hbh", "dst", "mh", "rt0",
