@@ -566,6 +566,10 @@ impl<'a> Run<'a> {
     fn key(&self, key: &[Key], hook: Hook, st: &State) -> Read {
         let mut out = Vec::with_capacity(key.len());
         for k in key {
+            let known = u128::from(ct::DNAT | ct::SNAT);
+            if k.field == Field::CtStatus && k.mask.is_none_or(|m| m & !known != 0) {
+                return Read::Unknown("ct status bits other than dnat/snat are not modelled".into());
+            }
             match self.field(k.field, hook, st) {
                 Read::Value(mut v) => {
                     let Some(x) = v.pop() else {
@@ -638,7 +642,8 @@ impl<'a> Run<'a> {
                 if !has_ct {
                     return Read::Absent;
                 }
-                Read::Unknown("ct status bits other than dnat/snat are not modelled".into())
+                // Only the NAT bits are known; `key` refuses masks reaching other bits.
+                num(st.nat_bits.into())
             }
             Field::CtDirection => {
                 if !has_ct {

@@ -1335,7 +1335,7 @@ impl P {
         if op != RelOp::Implicit {
             self.i += 1;
         }
-        if op == RelOp::Implicit && (self.at_end_of_stmt() || self.starts_stmt()) {
+        if op == RelOp::Implicit && (self.at_end_of_stmt() || self.is_sym("}")) {
             // A selector without value: not a match fwsim knows (e.g. `jhash ... mod 2`
             // alone). Keep its words.
             self.i = start;
