@@ -1478,3 +1478,68 @@ fn set_stmt(left: &Expr, value: &Expr, st: &Stmt) -> Action {
         _ => unsupported(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::nft::parse;
+
+    fn ir(text: &str) -> Result<Ruleset, Error> {
+        convert(&parse(text).map_err(|e| err(e.loc, e.message))?)
+    }
+
+    #[test]
+    fn converts_and_reuses_iptables_variants() {
+        let rs = ir("define lan = { \"br-lan\", \"wl*\" }\ntable inet t {\n chain c { type filter hook input priority srcnat - 5; policy drop;\n  iifname $lan ip saddr 10.0.0.0/8 tcp dport { 22, 80-90 } ct state new,established meta mark & 0xff == 0x1 accept\n }\n}\ntable bridge b { chain f { type filter hook forward priority filter; } }\n").unwrap();
+        let c = &rs.tables[0].chains[0];
+        assert_eq!(c.base.as_ref().unwrap().priority, 95);
+        assert_eq!(rs.tables[1].chains[0].base.as_ref().unwrap().priority, -200);
+        let m = &c.rules[0].matches;
+        assert!(matches!(&m[0], Match::Lookup { key, .. } if key[0].field == Field::Ifname(Dir::Src)));
+        assert!(m.contains(&Match::Addr { dir: Dir::Src, nets: vec!["10.0.0.0/8".parse().unwrap()], neg: false }));
+        assert!(m.contains(&Match::Proto { proto: 6, neg: false }));
+        assert!(m.contains(&Match::Port { dir: Dir::Dst, ranges: vec![(22, 22), (80, 90)], neg: false }));
+        assert!(m.contains(&Match::CtState { states: ct::NEW | ct::ESTABLISHED, neg: false }));
+        assert!(m.contains(&Match::Mark { value: 1, mask: 0xff, neg: false }));
+        assert_eq!(c.rules[0].action, Action::Accept);
+        assert_eq!(rs.tables[0].origin, Origin::Nft);
+    }
+
+    #[test]
+    fn mark_statements() {
+        let rs = ir("table ip t { chain c {\n meta mark set meta mark & 0xffe4ffff\n meta mark set mark and 0xff00ffff xor 0x40000\n ct mark set mark and 0xff0000\n meta mark set ct mark and 0xff0000\n meta mark set 0x5 accept\n } }\n").unwrap();
+        let a: Vec<&Action> = rs.tables[0].chains[0].rules.iter().map(|r| &r.action).collect();
+        assert_eq!(*a[0], Action::Mark(MarkOp { clear: !0xffe4ffff, xor: 0 }));
+        let Action::Mark(op) = a[1] else { panic!("{:?}", a[1]) };
+        assert_eq!(op.apply(0x1234_5678), (0x1234_5678 & 0xff00ffff) ^ 0x40000);
+        assert_eq!(*a[2], Action::SaveMark { nfmask: 0xff0000, ctmask: u32::MAX });
+        assert_eq!(*a[3], Action::RestoreMark { nfmask: u32::MAX, ctmask: 0xff0000 });
+        assert_eq!(*a[4], Action::Seq(vec![Action::Mark(MarkOp { clear: u32::MAX, xor: 5 }), Action::Accept]));
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let e = ir("table ip t {\n chain b { type filter hook input priority 0; }\n chain c {\n  jump b\n }\n}\n").unwrap_err();
+        assert_eq!(e.loc, Loc { line: 4, col: 3 });
+        assert!(e.message.contains("base chain"), "{e}");
+        let e = ir("table ip t { chain c {\n ip saddr $nope accept } }\n").unwrap_err();
+        assert!(e.message.contains("undefined variable `$nope`"), "{e}");
+        assert_eq!(e.loc.line, 2);
+        let e = ir("table ip t { chain c {\n ip saddr 10.0.0.300 accept } }\n").unwrap_err();
+        assert!(e.message.contains("10.0.0.300"), "{e}");
+        let e = ir("table ip t { chain c {\n goto nowhere } }\n").unwrap_err();
+        assert!(e.message.contains("no chain `nowhere`"), "{e}");
+        let e = ir("table ip t { chain c { type filter hook input priority bogus; } }\n").unwrap_err();
+        assert!(e.message.contains("unknown priority name `bogus`"), "{e}");
+        let e = ir("table ip t { chain a { jump b }\n chain b { jump a }\n chain c { type filter hook input priority 0; jump a } }\n").unwrap_err();
+        assert!(e.message.contains("jump loop"), "{e}");
+    }
+
+    #[test]
+    fn unknowns_are_unsupported_not_errors() {
+        let rs = ir("table inet t { chain c {\n fib daddr type local accept\n queue num 1\n meta iiftype ether drop\n flow offload @ft\n } }\n").unwrap();
+        let u = rs.unsupported();
+        assert_eq!(u.len(), 4, "{u:?}");
+        assert!(u[0].1.contains("fib daddr type local"));
+    }
+}

@@ -947,4 +947,80 @@ mod tests {
             matches!(fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("statistic"))
         );
     }
+
+    fn nft_fate(rules: &str, p: &str) -> Fate {
+        let rs = crate::netfilter::read_ruleset(rules).unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+        walk(&rs, &packet(p)).fate
+    }
+
+    #[test]
+    fn nft_accept_ends_only_its_base_chain_and_priorities_order() {
+        // Two tables at the input hook: accept in the first (priority -10) does not stop
+        // the second (priority 10), whose drop is final.
+        let rules = "table inet b {\n chain in { type filter hook input priority filter + 10; policy accept;\n  tcp dport 22 drop\n }\n}\ntable ip a {\n chain in { type filter hook input priority -10; policy drop;\n  accept\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);
+        // The ip table does not see IPv6: only the inet one runs.
+        assert_eq!(nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 dport=80"), Fate::Accept);
+        let rules6 = "table ip a { chain in { type filter hook input priority 0; policy drop; } }\n";
+        assert_eq!(nft_fate(rules6, "src=2001:db8::1 dst=2001:db8::2"), Fate::Accept);
+        assert_eq!(nft_fate(rules6, "dport=80"), Fate::Drop);
+    }
+
+    #[test]
+    fn nft_vmap_dispatch() {
+        let rules = "table inet t {\n map ifs { type ifname : verdict; elements = { \"eth0\" : jump from_eth0, \"lo\" : accept } }\n chain in { type filter hook input priority 0; policy drop;\n  ct state vmap { established : accept, invalid : drop }\n  iifname vmap @ifs\n  tcp dport 80 accept\n }\n chain from_eth0 { tcp dport 22 accept }\n}\n";
+        assert_eq!(nft_fate(rules, "ct=established dport=9"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Accept); // eth0 → from_eth0
+        assert_eq!(nft_fate(rules, "dport=23"), Fate::Drop); // back from from_eth0, policy
+        assert_eq!(nft_fate(rules, "dport=23 iif=lo"), Fate::Accept);
+        // Not in the map: the rule does not match; the next one decides.
+        assert_eq!(nft_fate(rules, "dport=80 iif=eth9"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=81 iif=eth9"), Fate::Drop);
+    }
+
+    #[test]
+    fn nft_named_interval_and_concatenated_sets() {
+        let rules = "table ip t {\n set nets { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 192.168.1.10-192.168.1.20 } }\n set svc { type ipv4_addr . inet_service; flags interval; elements = { 10.1.0.0/16 . 22, 10.2.0.1 . 8000-8080 } }\n chain in { type filter hook input priority 0; policy drop;\n  ip daddr . tcp dport @svc accept\n  ip saddr @nets tcp dport 443 accept\n  ip saddr != @nets udp dport 53 accept\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dst=10.1.2.3 dport=22"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dst=10.1.2.3 dport=23"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dst=10.2.0.1 dport=8080"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dst=10.2.0.1 dport=8081"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "src=10.9.9.9 dport=443"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=192.168.1.15 dport=443"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=192.168.1.21 dport=443"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "src=192.168.1.21 proto=17 dport=53"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=10.0.0.1 proto=17 dport=53"), Fate::Drop);
+        // `tcp dport` needs TCP: a UDP packet to 443 does not match it.
+        assert_eq!(nft_fate(rules, "src=10.9.9.9 proto=17 dport=443"), Fate::Drop);
+    }
+
+    #[test]
+    fn nft_continue_goto_return_and_marks() {
+        // `continue` goes on; goto then the end of the chain returns to the base chain's
+        // caller level: the base chain's policy, not the rule after the goto.
+        let rules = "table inet t {\n chain in { type filter hook input priority 0; policy drop;\n  tcp dport 22 continue\n  tcp dport 22 meta mark set meta mark | 0x10\n  meta mark & 0x10 == 0x10 goto g\n  accept\n }\n chain g { tcp dport 22 return\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dport=23"), Fate::Accept);
+        // jump then the end of the chain comes back to the next rule.
+        let rules = rules.replace("goto g", "jump g");
+        assert_eq!(nft_fate(&rules, "dport=22"), Fate::Accept);
+        // Interface wildcards and negations on a hook without that interface.
+        let rules = "table inet t { chain out { type filter hook output priority 0; policy accept;\n iifname != \"eth*\" oifname \"cali*\" drop } }\n";
+        assert_eq!(nft_fate(rules, "hook=output oif=cali123"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "hook=output oif=eth0"), Fate::Accept);
+    }
+
+    #[test]
+    fn nft_unknowns_and_dependencies() {
+        let rules = "table inet t { chain in { type filter hook input priority 0; policy accept;\n  fib daddr type local tcp dport 22 drop\n  ip saddr != 10.0.0.0/8 udp dport 53 drop\n } }\n";
+        assert!(matches!(nft_fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("fib")));
+        // `ip saddr != ...` does not match an IPv6 packet (its dependency fails).
+        assert_eq!(nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 proto=17 dport=53"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=192.0.2.1 proto=17 dport=53"), Fate::Drop);
+        // NAT chains run for new connections; dnat sets the ct status bit.
+        let rules = "table ip n { chain pre { type nat hook prerouting priority dstnat; policy accept;\n  tcp dport 80 dnat to 10.0.0.9:8080 } }\ntable ip f { chain in { type filter hook input priority 0; policy drop;\n  ct status dnat ip daddr 10.0.0.9 tcp dport 8080 accept } }\n";
+        assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=80 ct=established"), Fate::Drop);
+    }
 }
