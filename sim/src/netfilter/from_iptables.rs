@@ -170,7 +170,10 @@ pub(crate) fn check_loops(chains: &[Chain]) -> Result<(), Error> {
         match a {
             Action::Jump(to) | Action::Goto(to) => out.push(*to),
             Action::Seq(v) => v.iter().for_each(|a| collect_targets(a, out)),
-            Action::Vmap { map: SetRef::Anon(set), .. } => {
+            Action::Vmap {
+                map: SetRef::Anon(set),
+                ..
+            } => {
                 for e in &set.elements {
                     if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
                         out.push(to);

@@ -16,8 +16,8 @@
 
 use super::ir::*;
 use crate::syntax::nft::{
-    ChainDef, ChainItem, Elem, Error, Expr, File, Item, Priority, RelOp, Rule as SynRule,
-    SetDef, SetSetting, Stmt, TableItem,
+    ChainDef, ChainItem, Elem, Error, Expr, File, Item, Priority, RelOp, Rule as SynRule, SetDef,
+    SetSetting, Stmt, TableItem,
 };
 use crate::values::{Cidr, Loc};
 use std::collections::BTreeMap;
@@ -165,10 +165,15 @@ impl Conv {
                             let f = family_of(fam, *loc)?;
                             self.tables.retain(|t| t.family != f);
                         }
-                        ["table", rest @ ..] | ["chain", rest @ ..] | ["set", rest @ ..]
+                        ["table", rest @ ..]
+                        | ["chain", rest @ ..]
+                        | ["set", rest @ ..]
                         | ["map", rest @ ..] => {
                             let (fam, names) = match rest {
-                                [f, n @ ..] if crate::syntax::nft::FAMILIES.contains(f) && !n.is_empty() => {
+                                [f, n @ ..]
+                                    if crate::syntax::nft::FAMILIES.contains(f)
+                                        && !n.is_empty() =>
+                                {
                                     (Some(*f), n)
                                 }
                                 n => (None, n),
@@ -198,7 +203,12 @@ impl Conv {
                                 _ => return Err(err(*loc, "expected `flush table F T`, `flush chain F T C` or `flush set F T S`")),
                             }
                         }
-                        _ => return Err(err(*loc, "expected `flush ruleset` or `flush table|chain|set ...`")),
+                        _ => {
+                            return Err(err(
+                                *loc,
+                                "expected `flush ruleset` or `flush table|chain|set ...`",
+                            ))
+                        }
                     }
                 }
                 Item::Table(t) => {
@@ -241,7 +251,10 @@ impl Conv {
                     }
                     let Some(c) = self.tables[ti].chains.iter_mut().find(|c| c.name == *chain)
                     else {
-                        return Err(err(rule.loc, format!("no chain `{chain}` in table `{table}`")));
+                        return Err(err(
+                            rule.loc,
+                            format!("no chain `{chain}` in table `{table}`"),
+                        ));
                     };
                     if verb == "insert" {
                         c.rules.insert(0, rule.clone());
@@ -284,7 +297,12 @@ impl Conv {
         Ok(match e {
             Expr::Var(v) => match self.defines.get(v) {
                 Some(x) => x.clone(),
-                None => return Err(err(loc, format!("undefined variable `${v}`: expected a `define {v} = ...` before"))),
+                None => {
+                    return Err(err(
+                        loc,
+                        format!("undefined variable `${v}`: expected a `define {v} = ...` before"),
+                    ))
+                }
             },
             Expr::Set(elems) => Expr::Set(self.resolve_elems(elems, loc, depth)?),
             Expr::List(v) => Expr::List(v.iter().map(r).collect::<Result<_, _>>()?),
@@ -406,7 +424,12 @@ fn convert_table(conv: &Conv, t: &TableAcc) -> Result<Table, Error> {
                     "filter" => ChainType::Filter,
                     "nat" => ChainType::Nat,
                     "route" => ChainType::Route,
-                    k => return Err(err(*loc, format!("`{k}` is not a chain type: expected filter, nat or route"))),
+                    k => {
+                        return Err(err(
+                            *loc,
+                            format!("`{k}` is not a chain type: expected filter, nat or route"),
+                        ))
+                    }
                 };
                 let hook = match hook.as_str() {
                     "prerouting" => Hook::Prerouting,
@@ -424,14 +447,24 @@ fn convert_table(conv: &Conv, t: &TableAcc) -> Result<Table, Error> {
                         let p = match p.strip_prefix('$') {
                             Some(v) => match conv.defines.get(v) {
                                 Some(Expr::Value(w)) => w.clone(),
-                                _ => return Err(err(*ploc, format!("`${v}` is not defined as a policy"))),
+                                _ => {
+                                    return Err(err(
+                                        *ploc,
+                                        format!("`${v}` is not defined as a policy"),
+                                    ))
+                                }
                             },
                             None => p.clone(),
                         };
                         match p.as_str() {
                             "accept" => Policy::Accept,
                             "drop" => Policy::Drop,
-                            _ => return Err(err(*ploc, format!("`{p}` is not a policy: expected accept or drop"))),
+                            _ => {
+                                return Err(err(
+                                    *ploc,
+                                    format!("`{p}` is not a policy: expected accept or drop"),
+                                ))
+                            }
                         }
                     }
                 };
@@ -480,8 +513,20 @@ fn field_of(words: &[String]) -> Option<(Field, Vec<Match>)> {
         neg: false,
     };
     Some(match w.as_slice() {
-        ["ip", d @ ("saddr" | "daddr")] => (Field::Addr { v6: false, dir: dir(d) }, vec![nf(false)]),
-        ["ip6", d @ ("saddr" | "daddr")] => (Field::Addr { v6: true, dir: dir(d) }, vec![nf(true)]),
+        ["ip", d @ ("saddr" | "daddr")] => (
+            Field::Addr {
+                v6: false,
+                dir: dir(d),
+            },
+            vec![nf(false)],
+        ),
+        ["ip6", d @ ("saddr" | "daddr")] => (
+            Field::Addr {
+                v6: true,
+                dir: dir(d),
+            },
+            vec![nf(true)],
+        ),
         ["ip", "protocol"] => (Field::L4Proto, vec![nf(false)]),
         ["ip6", "nexthdr"] => (Field::L4Proto, vec![nf(true)]),
         ["meta", "l4proto"] => (Field::L4Proto, vec![]),
@@ -663,7 +708,11 @@ fn scalar(f: Field, s: &str) -> Result<u128, VErr> {
     let found = match f {
         Field::Addr { v6, .. } => match s.parse::<IpAddr>() {
             Ok(a) if a.is_ipv6() == v6 => Some(ip_num(a)),
-            Ok(_) => return Err(VErr::Bad(format!("`{s}` is an address of the other family"))),
+            Ok(_) => {
+                return Err(VErr::Bad(format!(
+                    "`{s}` is an address of the other family"
+                )))
+            }
             Err(_) => {
                 return Err(VErr::Bad(format!(
                     "`{s}` is not an {} address",
@@ -685,10 +734,14 @@ fn scalar(f: Field, s: &str) -> Result<u128, VErr> {
             })
             .map(u128::from),
         Field::TcpFlags => TCP_FLAGS.iter().find(|(n, _)| *n == s).map(|x| x.1.into()),
-        Field::IcmpType { v6 } => (if v6 { &ICMPV6_TYPES[..] } else { &ICMP_TYPES[..] })
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map(|x| x.1.into()),
+        Field::IcmpType { v6 } => (if v6 {
+            &ICMPV6_TYPES[..]
+        } else {
+            &ICMP_TYPES[..]
+        })
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|x| x.1.into()),
         Field::CtState => match s {
             "invalid" => Some(ct::INVALID.into()),
             "new" => Some(ct::NEW.into()),
@@ -739,7 +792,9 @@ fn range(f: Field, e: &Expr) -> Result<Range, VErr> {
                     .parse()
                     .map_err(|_| VErr::Bad(format!("`{s}` is not a prefix")))?;
                 if ip.is_ipv6() != v6 {
-                    return Err(VErr::Bad(format!("`{s}` is an address of the other family")));
+                    return Err(VErr::Bad(format!(
+                        "`{s}` is an address of the other family"
+                    )));
                 }
                 let len: u8 = len
                     .parse()
@@ -860,7 +915,9 @@ impl Ctx<'_> {
             let key = match elem_key(fields, &e.key) {
                 Ok(k) => k,
                 Err(VErr::Bad(m)) => return Err(err(loc, m)),
-                Err(VErr::Unknown(m)) => return Ok(Err(format!("set element {m} is not modelled"))),
+                Err(VErr::Unknown(m)) => {
+                    return Ok(Err(format!("set element {m} is not modelled")))
+                }
             };
             let data = match &e.data {
                 None => None,
@@ -887,7 +944,11 @@ impl Ctx<'_> {
                     data_type = data.as_ref().map(|d| d.join(" . "));
                     fields = key.iter().map(|t| field_of_type(t)).collect();
                     if fields.is_none() {
-                        unsupported = Some(format!("set {} has a key type fwsim does not model ({})", s.def.name, key.join(" . ")));
+                        unsupported = Some(format!(
+                            "set {} has a key type fwsim does not model ({})",
+                            s.def.name,
+                            key.join(" . ")
+                        ));
                     }
                 }
                 SetSetting::Typeof { key, data, .. } => {
@@ -905,7 +966,10 @@ impl Ctx<'_> {
                         })
                         .collect();
                     if fields.is_none() {
-                        unsupported = Some(format!("set {} has a key fwsim does not model ({key})", s.def.name));
+                        unsupported = Some(format!(
+                            "set {} has a key fwsim does not model ({key})",
+                            s.def.name
+                        ));
                     }
                 }
                 SetSetting::Elements { elements, .. } => elems.extend(elements.iter().cloned()),
@@ -921,7 +985,10 @@ impl Ctx<'_> {
                 Err(why) => unsupported = Some(format!("set {}: {why}", s.def.name)),
             }
         } else if unsupported.is_none() {
-            return Err(err(s.def.loc, format!("set {} has no `type` or `typeof`", s.def.name)));
+            return Err(err(
+                s.def.loc,
+                format!("set {} has no `type` or `typeof`", s.def.name),
+            ));
         }
         Ok(Set {
             name: s.def.name.clone(),
@@ -940,7 +1007,11 @@ impl Ctx<'_> {
         for st in &r.stmts {
             let loc = st.loc();
             let is_match = matches!(st, Stmt::Match { .. });
-            if is_match && actions.iter().any(|a| !matches!(a, Action::Log | Action::None)) {
+            if is_match
+                && actions
+                    .iter()
+                    .any(|a| !matches!(a, Action::Log | Action::None))
+            {
                 matches.push(Match::Unsupported {
                     what: format!("a match after a statement ({st})"),
                 });
@@ -963,7 +1034,9 @@ impl Ctx<'_> {
                         Verdict::Goto(c) => Action::Goto(c),
                     })
                 }
-                Stmt::Vmap { key, map, .. } => actions.push(self.vmap(key, map, sets, loc, &mut matches)?),
+                Stmt::Vmap { key, map, .. } => {
+                    actions.push(self.vmap(key, map, sets, loc, &mut matches)?)
+                }
                 Stmt::Set { left, value, .. } => {
                     let value = self.conv.resolve(value, loc, 0)?;
                     actions.push(set_stmt(left, &value, st))
@@ -1023,10 +1096,12 @@ impl Ctx<'_> {
         for p in parts {
             let (sel, mask) = match p {
                 Expr::Sel(w) => (w, None),
-                Expr::Binop { op, left, right } if op == "&" || op == "and" => match (&**left, &**right) {
-                    (Expr::Sel(w), Expr::Value(m)) => (w, Some(parse_num(m)?)),
-                    _ => return None,
-                },
+                Expr::Binop { op, left, right } if op == "&" || op == "and" => {
+                    match (&**left, &**right) {
+                        (Expr::Sel(w), Expr::Value(m)) => (w, Some(parse_num(m)?)),
+                        _ => return None,
+                    }
+                }
                 _ => return None,
             };
             let (field, d) = field_of(sel)?;
@@ -1061,7 +1136,14 @@ impl Ctx<'_> {
     ) -> Result<(), Error> {
         let unsupported = |out: &mut Vec<Match>, why: &str| {
             out.push(Match::Unsupported {
-                what: format!("{left} {}{right}{why}", if op == RelOp::Implicit { String::new() } else { format!("{} ", op_str(op)) }),
+                what: format!(
+                    "{left} {}{right}{why}",
+                    if op == RelOp::Implicit {
+                        String::new()
+                    } else {
+                        format!("{} ", op_str(op))
+                    }
+                ),
             });
         };
         let mut deps = Vec::new();
@@ -1077,16 +1159,30 @@ impl Ctx<'_> {
         // Named set: a lookup.
         if let Expr::SetRef(name) = right {
             if !matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne) {
-                return Err(err(loc, format!("`{}` with a set: expected `==`, `!=` or none", op_str(op))));
+                return Err(err(
+                    loc,
+                    format!("`{}` with a set: expected `==`, `!=` or none", op_str(op)),
+                ));
             }
             let Some(i) = self.set_names.iter().position(|n| n == name) else {
                 return Err(err(loc, format!("no set `@{name}` in this table")));
             };
             let s = &sets[i];
             if s.unsupported.is_none() {
-                let kf: Vec<Field> = s.key_types.iter().filter_map(|t| field_of_type(t)).collect();
+                let kf: Vec<Field> = s
+                    .key_types
+                    .iter()
+                    .filter_map(|t| field_of_type(t))
+                    .collect();
                 if !kf.is_empty() && kf.len() != fields.len() {
-                    return Err(err(loc, format!("`{left}` has {} fields, set @{name} {}", fields.len(), kf.len())));
+                    return Err(err(
+                        loc,
+                        format!(
+                            "`{left}` has {} fields, set @{name} {}",
+                            fields.len(),
+                            kf.len()
+                        ),
+                    ));
                 }
             }
             out.extend(deps);
@@ -1103,7 +1199,9 @@ impl Ctx<'_> {
             let k = key[0];
             let simple_op = matches!(op, RelOp::Implicit | RelOp::Eq | RelOp::Ne);
             let elems: Vec<&Expr> = match right {
-                Expr::Set(v) if v.iter().all(|e| e.data.is_none() && e.extra.is_empty()) => v.iter().map(|e| &e.key).collect(),
+                Expr::Set(v) if v.iter().all(|e| e.data.is_none() && e.extra.is_empty()) => {
+                    v.iter().map(|e| &e.key).collect()
+                }
                 e => vec![e],
             };
             let reused: Option<Result<Match, VErr>> = match (k.field, k.mask) {
@@ -1132,8 +1230,15 @@ impl Ctx<'_> {
                         Err(VErr::Unknown(_)) => None, // ranges: the generic lookup
                     }
                 }
-                (Field::L4Proto, None) if simple_op && elems.len() == 1 && !matches!(right, Expr::List(_)) => {
-                    Some(scalar(Field::L4Proto, &right.to_string()).map(|n| Match::Proto { proto: n as u8, neg }))
+                (Field::L4Proto, None)
+                    if simple_op && elems.len() == 1 && !matches!(right, Expr::List(_)) =>
+                {
+                    Some(
+                        scalar(Field::L4Proto, &right.to_string()).map(|n| Match::Proto {
+                            proto: n as u8,
+                            neg,
+                        }),
+                    )
                 }
                 (Field::Port(dir), None) if simple_op && !matches!(right, Expr::List(_)) => {
                     let rs: Result<Vec<(u16, u16)>, VErr> = elems
@@ -1161,25 +1266,45 @@ impl Ctx<'_> {
                     _ => None,
                 },
                 (Field::CtState, None) if simple_op => {
-                    let b: Result<u128, VErr> = elems.iter().try_fold(0, |acc, e| Ok(acc | bits(k.field, e)?));
-                    Some(b.map(|b| Match::CtState { states: b as u8, neg }))
+                    let b: Result<u128, VErr> = elems
+                        .iter()
+                        .try_fold(0, |acc, e| Ok(acc | bits(k.field, e)?));
+                    Some(b.map(|b| Match::CtState {
+                        states: b as u8,
+                        neg,
+                    }))
                 }
-                (Field::Mark, m) | (Field::CtMark, m) if simple_op && elems.len() == 1 && !matches!(right, Expr::Set(_)) => {
+                (Field::Mark, m) | (Field::CtMark, m)
+                    if simple_op && elems.len() == 1 && !matches!(right, Expr::Set(_)) =>
+                {
                     let mask = m.unwrap_or(u32::MAX.into()) as u32;
                     Some(scalar(Field::Mark, &right.to_string()).map(|v| {
                         if k.field == Field::Mark {
-                            Match::Mark { value: v as u32, mask, neg }
+                            Match::Mark {
+                                value: v as u32,
+                                mask,
+                                neg,
+                            }
                         } else {
-                            Match::ConnMark { value: v as u32, mask, neg }
+                            Match::ConnMark {
+                                value: v as u32,
+                                mask,
+                                neg,
+                            }
                         }
                     }))
                 }
                 (Field::TcpFlags, m) if simple_op && !matches!(right, Expr::Set(_)) => {
                     let r = match (right, m) {
                         // `tcp flags syn / syn,ack`: flags & mask == value.
-                        (Expr::Binop { op: o, left: v, right: mk }, None) if o == "/" => {
-                            bits(k.field, v).and_then(|v| Ok((bits(k.field, mk)?, v)))
-                        }
+                        (
+                            Expr::Binop {
+                                op: o,
+                                left: v,
+                                right: mk,
+                            },
+                            None,
+                        ) if o == "/" => bits(k.field, v).and_then(|v| Ok((bits(k.field, mk)?, v))),
                         // `tcp flags & mask == value`.
                         (v, Some(mask)) => bits(k.field, v).map(|v| (mask, v)),
                         // `tcp flags == syn`: all flags.
@@ -1188,18 +1313,26 @@ impl Ctx<'_> {
                         (v, None) => match bits(k.field, v) {
                             Ok(b) => {
                                 out.extend(deps);
-                                out.push(Match::TcpFlags { mask: b as u8, comp: 0, neg: true });
+                                out.push(Match::TcpFlags {
+                                    mask: b as u8,
+                                    comp: 0,
+                                    neg: true,
+                                });
                                 return Ok(());
                             }
                             Err(e) => Err(e),
                         },
                     };
-                    Some(r.map(|(mask, comp)| Match::TcpFlags { mask: mask as u8, comp: comp as u8, neg }))
+                    Some(r.map(|(mask, comp)| Match::TcpFlags {
+                        mask: mask as u8,
+                        comp: comp as u8,
+                        neg,
+                    }))
                 }
                 // `ct status dnat[,snat]`: any of the bits is set.
-                (Field::CtStatus, None) if op != RelOp::Implicit => {
-                    Some(Err(VErr::Unknown("a comparison of the whole ct status".into())))
-                }
+                (Field::CtStatus, None) if op != RelOp::Implicit => Some(Err(VErr::Unknown(
+                    "a comparison of the whole ct status".into(),
+                ))),
                 (Field::CtStatus, None) if !matches!(right, Expr::Set(_)) => {
                     match bits(k.field, right) {
                         Ok(b) => {
@@ -1207,8 +1340,14 @@ impl Ctx<'_> {
                             let (mask, value, neg) = (b, 0, true);
                             out.extend(deps);
                             out.push(Match::Lookup {
-                                key: vec![Key { field: Field::CtStatus, mask: Some(mask) }],
-                                set: SetRef::Anon(Box::new(anon_set(vec![SetElem { key: Some(vec![Range::Num(value, value)]), data: None }]))),
+                                key: vec![Key {
+                                    field: Field::CtStatus,
+                                    mask: Some(mask),
+                                }],
+                                set: SetRef::Anon(Box::new(anon_set(vec![SetElem {
+                                    key: Some(vec![Range::Num(value, value)]),
+                                    data: None,
+                                }]))),
                                 neg,
                             });
                             return Ok(());
@@ -1216,8 +1355,15 @@ impl Ctx<'_> {
                         Err(e) => Some(Err(e)),
                     }
                 }
-                (Field::IcmpType { v6 }, None) if simple_op && elems.len() == 1 && !matches!(right, Expr::Set(_)) => {
-                    Some(scalar(k.field, &right.to_string()).map(|t| Match::Icmp { v6, ty: t as u8, codes: (0, 255), neg }))
+                (Field::IcmpType { v6 }, None)
+                    if simple_op && elems.len() == 1 && !matches!(right, Expr::Set(_)) =>
+                {
+                    Some(scalar(k.field, &right.to_string()).map(|t| Match::Icmp {
+                        v6,
+                        ty: t as u8,
+                        codes: (0, 255),
+                        neg,
+                    }))
                 }
                 _ => None,
             };
@@ -1259,9 +1405,16 @@ impl Ctx<'_> {
                             RelOp::Gt => (b < max).then(|| (b + 1, max)),
                             _ => Some((a, max)),
                         };
-                        Ok(r.map(|(a, b)| SetElem { key: Some(vec![Range::Num(a, b)]), data: None }).into_iter().collect())
+                        Ok(r.map(|(a, b)| SetElem {
+                            key: Some(vec![Range::Num(a, b)]),
+                            data: None,
+                        })
+                        .into_iter()
+                        .collect())
                     }
-                    Ok(Range::Name(_)) => Err(VErr::Unknown(format!("`{} {e}` on names", op_str(op)))),
+                    Ok(Range::Name(_)) => {
+                        Err(VErr::Unknown(format!("`{} {e}` on names", op_str(op))))
+                    }
                     Err(x) => Err(x),
                 }
             }
@@ -1304,29 +1457,49 @@ impl Ctx<'_> {
                     return Err(err(loc, format!("no map `@{name}` in this table")));
                 };
                 if sets[i].data_type.as_deref() != Some("verdict") {
-                    return Err(err(loc, format!("@{name} is not a verdict map (`type ... : verdict`)")));
+                    return Err(err(
+                        loc,
+                        format!("@{name} is not a verdict map (`type ... : verdict`)"),
+                    ));
                 }
                 SetRef::Named(i)
             }
             Expr::Set(elems) => match self.elements(&fields, elems, true, loc)? {
                 Ok(elements) => {
-                    if elements.iter().any(|e| !matches!(e.data, Some(SetData::Verdict(_)))) {
+                    if elements
+                        .iter()
+                        .any(|e| !matches!(e.data, Some(SetData::Verdict(_))))
+                    {
                         return Err(err(loc, "every element of a vmap needs `: verdict`"));
                     }
                     SetRef::Anon(Box::new(anon_set(elements)))
                 }
-                Err(why) => return Ok(Action::Unsupported { what: format!("{key} vmap {map} ({why})") }),
+                Err(why) => {
+                    return Ok(Action::Unsupported {
+                        what: format!("{key} vmap {map} ({why})"),
+                    })
+                }
             },
-            _ => return Err(err(loc, "expected `@MAP` or `{ key : verdict, ... }` after `vmap`")),
+            _ => {
+                return Err(err(
+                    loc,
+                    "expected `@MAP` or `{ key : verdict, ... }` after `vmap`",
+                ))
+            }
         };
         matches.extend(self.deps_for_family(deps));
         Ok(Action::Vmap { key: k, map: set })
     }
 
     fn nat(&self, kind: &str, to: Option<&Expr>, loc: Loc, st: &Stmt) -> Result<Action, Error> {
-        let unsupported = || Action::Unsupported { what: st.to_string() };
+        let unsupported = || Action::Unsupported {
+            what: st.to_string(),
+        };
         let to = match to {
-            None => NatTo { addrs: None, ports: None },
+            None => NatTo {
+                addrs: None,
+                ports: None,
+            },
             Some(e) => {
                 let e = self.conv.resolve(e, loc, 0)?;
                 let Expr::Value(s) = e else {
@@ -1342,7 +1515,10 @@ impl Ctx<'_> {
             "dnat" if to.addrs.is_some() => Action::Dnat(to),
             "snat" if to.addrs.is_some() => Action::Snat(to),
             "masquerade" => Action::Masquerade,
-            "redirect" => Action::Redirect(NatTo { addrs: None, ports: to.ports }),
+            "redirect" => Action::Redirect(NatTo {
+                addrs: None,
+                ports: to.ports,
+            }),
             _ => unsupported(),
         })
     }
@@ -1381,7 +1557,10 @@ fn nat_to(s: &str) -> Option<NatTo> {
         }
     };
     if let Some(p) = s.strip_prefix(':') {
-        return Some(NatTo { addrs: None, ports: Some(ports(p)?) });
+        return Some(NatTo {
+            addrs: None,
+            ports: Some(ports(p)?),
+        });
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (a, p) = rest.split_once(']')?;
@@ -1390,14 +1569,23 @@ fn nat_to(s: &str) -> Option<NatTo> {
             None if p.is_empty() => None,
             None => return None,
         };
-        return Some(NatTo { addrs: Some(addrs(a)?), ports: p });
+        return Some(NatTo {
+            addrs: Some(addrs(a)?),
+            ports: p,
+        });
     }
     if let Some(a) = addrs(s) {
-        return Some(NatTo { addrs: Some(a), ports: None });
+        return Some(NatTo {
+            addrs: Some(a),
+            ports: None,
+        });
     }
     // IPv4 with a port (IPv6 addresses need brackets).
     let (a, p) = s.rsplit_once(':')?;
-    Some(NatTo { addrs: Some(addrs(a)?), ports: Some(ports(p)?) })
+    Some(NatTo {
+        addrs: Some(addrs(a)?),
+        ports: Some(ports(p)?),
+    })
 }
 
 fn reject_with(with: &[String]) -> String {
@@ -1413,7 +1601,9 @@ fn reject_with(with: &[String]) -> String {
 /// `meta mark set ...`, `ct mark set ...`; other harmless fields are no-ops; the rest
 /// unsupported.
 fn set_stmt(left: &Expr, value: &Expr, st: &Stmt) -> Action {
-    let unsupported = || Action::Unsupported { what: st.to_string() };
+    let unsupported = || Action::Unsupported {
+        what: st.to_string(),
+    };
     let Expr::Sel(w) = left else {
         return unsupported();
     };
@@ -1422,8 +1612,11 @@ fn set_stmt(left: &Expr, value: &Expr, st: &Stmt) -> Action {
         ["meta", "mark"] | ["mark"] => Field::Mark,
         ["ct", "mark"] => Field::CtMark,
         // Helpers, MSS clamping, priorities and trace flags do not change a verdict.
-        ["ct", "helper"] | ["tcp", "option", "maxseg", "size"] | ["meta", "priority"]
-        | ["meta", "nftrace"] | ["nftrace"] => return Action::None,
+        ["ct", "helper"]
+        | ["tcp", "option", "maxseg", "size"]
+        | ["meta", "priority"]
+        | ["meta", "nftrace"]
+        | ["nftrace"] => return Action::None,
         _ => return unsupported(),
     };
     // Fold `SRC op v op v ...` into (source, MarkOp).
@@ -1431,7 +1624,13 @@ fn set_stmt(left: &Expr, value: &Expr, st: &Stmt) -> Action {
         match e {
             Expr::Value(v) => {
                 let n = u32::try_from(parse_num(v)?).ok()?;
-                Some((None, MarkOp { clear: u32::MAX, xor: n }))
+                Some((
+                    None,
+                    MarkOp {
+                        clear: u32::MAX,
+                        xor: n,
+                    },
+                ))
             }
             Expr::Sel(w) => {
                 let w: Vec<&str> = w.iter().map(String::as_str).collect();
@@ -1449,9 +1648,18 @@ fn set_stmt(left: &Expr, value: &Expr, st: &Stmt) -> Action {
                 };
                 let v = u32::try_from(parse_num(v)?).ok()?;
                 let m = match op.as_str() {
-                    "&" | "and" => MarkOp { clear: m.clear | !v, xor: m.xor & v },
-                    "|" | "or" => MarkOp { clear: m.clear | v, xor: (m.xor & !v) | v },
-                    "^" | "xor" => MarkOp { clear: m.clear, xor: m.xor ^ v },
+                    "&" | "and" => MarkOp {
+                        clear: m.clear | !v,
+                        xor: m.xor & v,
+                    },
+                    "|" | "or" => MarkOp {
+                        clear: m.clear | v,
+                        xor: (m.xor & !v) | v,
+                    },
+                    "^" | "xor" => MarkOp {
+                        clear: m.clear,
+                        xor: m.xor ^ v,
+                    },
                     _ => return None,
                 };
                 Some((src, m))
@@ -1495,12 +1703,32 @@ mod tests {
         assert_eq!(c.base.as_ref().unwrap().priority, 95);
         assert_eq!(rs.tables[1].chains[0].base.as_ref().unwrap().priority, -200);
         let m = &c.rules[0].matches;
-        assert!(matches!(&m[0], Match::Lookup { key, .. } if key[0].field == Field::Ifname(Dir::Src)));
-        assert!(m.contains(&Match::Addr { dir: Dir::Src, nets: vec!["10.0.0.0/8".parse().unwrap()], neg: false }));
-        assert!(m.contains(&Match::Proto { proto: 6, neg: false }));
-        assert!(m.contains(&Match::Port { dir: Dir::Dst, ranges: vec![(22, 22), (80, 90)], neg: false }));
-        assert!(m.contains(&Match::CtState { states: ct::NEW | ct::ESTABLISHED, neg: false }));
-        assert!(m.contains(&Match::Mark { value: 1, mask: 0xff, neg: false }));
+        assert!(
+            matches!(&m[0], Match::Lookup { key, .. } if key[0].field == Field::Ifname(Dir::Src))
+        );
+        assert!(m.contains(&Match::Addr {
+            dir: Dir::Src,
+            nets: vec!["10.0.0.0/8".parse().unwrap()],
+            neg: false
+        }));
+        assert!(m.contains(&Match::Proto {
+            proto: 6,
+            neg: false
+        }));
+        assert!(m.contains(&Match::Port {
+            dir: Dir::Dst,
+            ranges: vec![(22, 22), (80, 90)],
+            neg: false
+        }));
+        assert!(m.contains(&Match::CtState {
+            states: ct::NEW | ct::ESTABLISHED,
+            neg: false
+        }));
+        assert!(m.contains(&Match::Mark {
+            value: 1,
+            mask: 0xff,
+            neg: false
+        }));
         assert_eq!(c.rules[0].action, Action::Accept);
         assert_eq!(rs.tables[0].origin, Origin::Nft);
     }
@@ -1508,13 +1736,46 @@ mod tests {
     #[test]
     fn mark_statements() {
         let rs = ir("table ip t { chain c {\n meta mark set meta mark & 0xffe4ffff\n meta mark set mark and 0xff00ffff xor 0x40000\n ct mark set mark and 0xff0000\n meta mark set ct mark and 0xff0000\n meta mark set 0x5 accept\n } }\n").unwrap();
-        let a: Vec<&Action> = rs.tables[0].chains[0].rules.iter().map(|r| &r.action).collect();
-        assert_eq!(*a[0], Action::Mark(MarkOp { clear: !0xffe4ffff, xor: 0 }));
-        let Action::Mark(op) = a[1] else { panic!("{:?}", a[1]) };
+        let a: Vec<&Action> = rs.tables[0].chains[0]
+            .rules
+            .iter()
+            .map(|r| &r.action)
+            .collect();
+        assert_eq!(
+            *a[0],
+            Action::Mark(MarkOp {
+                clear: !0xffe4ffff,
+                xor: 0
+            })
+        );
+        let Action::Mark(op) = a[1] else {
+            panic!("{:?}", a[1])
+        };
         assert_eq!(op.apply(0x1234_5678), (0x1234_5678 & 0xff00ffff) ^ 0x40000);
-        assert_eq!(*a[2], Action::SaveMark { nfmask: 0xff0000, ctmask: u32::MAX });
-        assert_eq!(*a[3], Action::RestoreMark { nfmask: u32::MAX, ctmask: 0xff0000 });
-        assert_eq!(*a[4], Action::Seq(vec![Action::Mark(MarkOp { clear: u32::MAX, xor: 5 }), Action::Accept]));
+        assert_eq!(
+            *a[2],
+            Action::SaveMark {
+                nfmask: 0xff0000,
+                ctmask: u32::MAX
+            }
+        );
+        assert_eq!(
+            *a[3],
+            Action::RestoreMark {
+                nfmask: u32::MAX,
+                ctmask: 0xff0000
+            }
+        );
+        assert_eq!(
+            *a[4],
+            Action::Seq(vec![
+                Action::Mark(MarkOp {
+                    clear: u32::MAX,
+                    xor: 5
+                }),
+                Action::Accept
+            ])
+        );
     }
 
     #[test]
@@ -1529,7 +1790,8 @@ mod tests {
         assert!(e.message.contains("10.0.0.300"), "{e}");
         let e = ir("table ip t { chain c {\n goto nowhere } }\n").unwrap_err();
         assert!(e.message.contains("no chain `nowhere`"), "{e}");
-        let e = ir("table ip t { chain c { type filter hook input priority bogus; } }\n").unwrap_err();
+        let e =
+            ir("table ip t { chain c { type filter hook input priority bogus; } }\n").unwrap_err();
         assert!(e.message.contains("unknown priority name `bogus`"), "{e}");
         let e = ir("table ip t { chain a { jump b }\n chain b { jump a }\n chain c { type filter hook input priority 0; jump a } }\n").unwrap_err();
         assert!(e.message.contains("jump loop"), "{e}");

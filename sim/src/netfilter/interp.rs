@@ -568,7 +568,9 @@ impl<'a> Run<'a> {
         for k in key {
             let known = u128::from(ct::DNAT | ct::SNAT);
             if k.field == Field::CtStatus && k.mask.is_none_or(|m| m & !known != 0) {
-                return Read::Unknown("ct status bits other than dnat/snat are not modelled".into());
+                return Read::Unknown(
+                    "ct status bits other than dnat/snat are not modelled".into(),
+                );
             }
             match self.field(k.field, hook, st) {
                 Read::Value(mut v) => {
@@ -609,7 +611,11 @@ impl<'a> Run<'a> {
                     Some(x) => num(x.into()),
                     None if has_ports(p.protocol) => Read::Unknown(format!(
                         "the packet gives no {} port",
-                        if dir == Dir::Src { "source (sport)" } else { "destination (dport)" }
+                        if dir == Dir::Src {
+                            "source (sport)"
+                        } else {
+                            "destination (dport)"
+                        }
                     )),
                     None => Read::Absent,
                 }
@@ -618,7 +624,11 @@ impl<'a> Run<'a> {
                 if p.protocol != 6 {
                     return Read::Absent;
                 }
-                num(if p.ctstate == CtState::New { 0x02 } else { 0x10 })
+                num(if p.ctstate == CtState::New {
+                    0x02
+                } else {
+                    0x10
+                })
             }
             Field::IcmpType { v6 } | Field::IcmpCode { v6 } => {
                 if p.protocol != if v6 { 58 } else { 1 } {
@@ -667,7 +677,11 @@ impl<'a> Run<'a> {
                     Some(n) => Read::Value(vec![KeyValue::Name(n.to_string())]),
                     None => Read::Unknown(format!(
                         "the packet gives no {} interface",
-                        if dir == Dir::Src { "input (iif)" } else { "output (oif)" }
+                        if dir == Dir::Src {
+                            "input (iif)"
+                        } else {
+                            "output (oif)"
+                        }
                     )),
                 }
             }
@@ -949,7 +963,8 @@ mod tests {
     }
 
     fn nft_fate(rules: &str, p: &str) -> Fate {
-        let rs = crate::netfilter::read_ruleset(rules).unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+        let rs = crate::netfilter::read_ruleset(rules)
+            .unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
         walk(&rs, &packet(p)).fate
     }
 
@@ -961,9 +976,16 @@ mod tests {
         assert_eq!(nft_fate(rules, "dport=22"), Fate::Drop);
         assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);
         // The ip table does not see IPv6: only the inet one runs.
-        assert_eq!(nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 dport=80"), Fate::Accept);
-        let rules6 = "table ip a { chain in { type filter hook input priority 0; policy drop; } }\n";
-        assert_eq!(nft_fate(rules6, "src=2001:db8::1 dst=2001:db8::2"), Fate::Accept);
+        assert_eq!(
+            nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 dport=80"),
+            Fate::Accept
+        );
+        let rules6 =
+            "table ip a { chain in { type filter hook input priority 0; policy drop; } }\n";
+        assert_eq!(
+            nft_fate(rules6, "src=2001:db8::1 dst=2001:db8::2"),
+            Fate::Accept
+        );
         assert_eq!(nft_fate(rules6, "dport=80"), Fate::Drop);
     }
 
@@ -989,10 +1011,19 @@ mod tests {
         assert_eq!(nft_fate(rules, "src=10.9.9.9 dport=443"), Fate::Accept);
         assert_eq!(nft_fate(rules, "src=192.168.1.15 dport=443"), Fate::Accept);
         assert_eq!(nft_fate(rules, "src=192.168.1.21 dport=443"), Fate::Drop);
-        assert_eq!(nft_fate(rules, "src=192.168.1.21 proto=17 dport=53"), Fate::Accept);
-        assert_eq!(nft_fate(rules, "src=10.0.0.1 proto=17 dport=53"), Fate::Drop);
+        assert_eq!(
+            nft_fate(rules, "src=192.168.1.21 proto=17 dport=53"),
+            Fate::Accept
+        );
+        assert_eq!(
+            nft_fate(rules, "src=10.0.0.1 proto=17 dport=53"),
+            Fate::Drop
+        );
         // `tcp dport` needs TCP: a UDP packet to 443 does not match it.
-        assert_eq!(nft_fate(rules, "src=10.9.9.9 proto=17 dport=443"), Fate::Drop);
+        assert_eq!(
+            nft_fate(rules, "src=10.9.9.9 proto=17 dport=443"),
+            Fate::Drop
+        );
     }
 
     #[test]
@@ -1016,8 +1047,14 @@ mod tests {
         let rules = "table inet t { chain in { type filter hook input priority 0; policy accept;\n  fib daddr type local tcp dport 22 drop\n  ip saddr != 10.0.0.0/8 udp dport 53 drop\n } }\n";
         assert!(matches!(nft_fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("fib")));
         // `ip saddr != ...` does not match an IPv6 packet (its dependency fails).
-        assert_eq!(nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 proto=17 dport=53"), Fate::Accept);
-        assert_eq!(nft_fate(rules, "src=192.0.2.1 proto=17 dport=53"), Fate::Drop);
+        assert_eq!(
+            nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 proto=17 dport=53"),
+            Fate::Accept
+        );
+        assert_eq!(
+            nft_fate(rules, "src=192.0.2.1 proto=17 dport=53"),
+            Fate::Drop
+        );
         // NAT chains run for new connections; dnat sets the ct status bit.
         let rules = "table ip n { chain pre { type nat hook prerouting priority dstnat; policy accept;\n  tcp dport 80 dnat to 10.0.0.9:8080 } }\ntable ip f { chain in { type filter hook input priority 0; policy drop;\n  ct status dnat ip daddr 10.0.0.9 tcp dport 8080 accept } }\n";
         assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);

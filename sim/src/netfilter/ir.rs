@@ -207,14 +207,21 @@ pub enum Match {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
     /// `ip saddr`/`ip daddr` (v6 false), `ip6 saddr`/`ip6 daddr`.
-    Addr { v6: bool, dir: Dir },
+    Addr {
+        v6: bool,
+        dir: Dir,
+    },
     /// `meta l4proto`, `ip protocol`, `ip6 nexthdr`.
     L4Proto,
     /// `tcp`/`udp`/`sctp`/`dccp`/`udplite`/`th` `sport`/`dport`.
     Port(Dir),
     TcpFlags,
-    IcmpType { v6: bool },
-    IcmpCode { v6: bool },
+    IcmpType {
+        v6: bool,
+    },
+    IcmpCode {
+        v6: bool,
+    },
     /// `meta mark`.
     Mark,
     /// `ct mark` (no conntrack: the field is absent).
@@ -393,7 +400,10 @@ pub enum Action {
     Continue,
     /// nft `KEY vmap MAP`: the verdict of the element matching the key; no element: the
     /// rule does not match (next rule).
-    Vmap { key: Vec<Key>, map: SetRef },
+    Vmap {
+        key: Vec<Key>,
+        map: SetRef,
+    },
     /// Several statements of one nft rule, in order (`ct mark set ... accept`).
     Seq(Vec<Action>),
     Unsupported {

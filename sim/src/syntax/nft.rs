@@ -47,7 +47,10 @@ pub enum Item {
     Table(Table),
     Define(Define),
     /// `flush ruleset`, `flush table ip x`, `flush chain ip x c`, `flush set ip x s`.
-    Flush { words: Vec<String>, loc: Loc },
+    Flush {
+        words: Vec<String>,
+        loc: Loc,
+    },
     /// `add|create chain FAMILY TABLE NAME [{ ... }]`.
     AddChain {
         verb: String,
@@ -113,7 +116,10 @@ pub enum TableItem {
     Set(SetDef),
     Define(Define),
     /// `flags dormant`, `comment "..."`: words as written.
-    Attr { words: Vec<String>, loc: Loc },
+    Attr {
+        words: Vec<String>,
+        loc: Loc,
+    },
     /// Objects fwsim gives no meaning to (`counter NAME {}`, `quota`, `ct helper`,
     /// `flowtable`, ...): the head words and the body's lines of words.
     Other {
@@ -142,9 +148,15 @@ pub enum ChainItem {
         loc: Loc,
     },
     /// `policy accept|drop` (or a `$variable`).
-    Policy { policy: String, loc: Loc },
+    Policy {
+        policy: String,
+        loc: Loc,
+    },
     /// `comment "..."`, `flags ...`, `devices = {...}`: words as written.
-    Attr { words: Vec<String>, loc: Loc },
+    Attr {
+        words: Vec<String>,
+        loc: Loc,
+    },
     Rule(Rule),
 }
 
@@ -153,7 +165,10 @@ pub enum ChainItem {
 pub enum Priority {
     Num(i64),
     /// `filter`, `srcnat + 10`, `dstnat - 5`.
-    Named { name: String, offset: i64 },
+    Named {
+        name: String,
+        offset: i64,
+    },
     Var(String),
 }
 
@@ -180,10 +195,19 @@ pub enum SetSetting {
         data: Option<Expr>,
         loc: Loc,
     },
-    Flags { flags: Vec<String>, loc: Loc },
-    Elements { elements: Vec<Elem>, loc: Loc },
+    Flags {
+        flags: Vec<String>,
+        loc: Loc,
+    },
+    Elements {
+        elements: Vec<Elem>,
+        loc: Loc,
+    },
     /// `counter`, `size N`, `timeout 1h`, `auto-merge`, `policy memory`, `comment "x"`.
-    Other { words: Vec<String>, loc: Loc },
+    Other {
+        words: Vec<String>,
+        loc: Loc,
+    },
 }
 
 /// One element of a set or map: key, optional data, and what follows (`timeout 1h`,
@@ -243,12 +267,26 @@ pub enum Stmt {
         loc: Loc,
     },
     /// `KEY vmap MAP`.
-    Vmap { key: Expr, map: Expr, loc: Loc },
+    Vmap {
+        key: Expr,
+        map: Expr,
+        loc: Loc,
+    },
     /// `SELECTOR set VALUE` (`meta mark set 1`, `ct mark set meta mark`).
-    Set { left: Expr, value: Expr, loc: Loc },
+    Set {
+        left: Expr,
+        value: Expr,
+        loc: Loc,
+    },
     /// `counter [packets N bytes M]`.
-    Counter { counts: Option<(u64, u64)>, loc: Loc },
-    Comment { text: String, loc: Loc },
+    Counter {
+        counts: Option<(u64, u64)>,
+        loc: Loc,
+    },
+    Comment {
+        text: String,
+        loc: Loc,
+    },
     /// `snat|dnat [ip|ip6] [to EXPR] [FLAGS]`, `masquerade`, `redirect`.
     Nat {
         kind: String,
@@ -258,12 +296,24 @@ pub enum Stmt {
         loc: Loc,
     },
     /// `reject [with ...]`: the words after `with`.
-    Reject { with: Vec<String>, loc: Loc },
-    Notrack { loc: Loc },
+    Reject {
+        with: Vec<String>,
+        loc: Loc,
+    },
+    Notrack {
+        loc: Loc,
+    },
     /// `counter name EXPR`, `quota name EXPR`, `synproxy name EXPR`.
-    ObjRef { kind: String, expr: Expr, loc: Loc },
+    ObjRef {
+        kind: String,
+        expr: Expr,
+        loc: Loc,
+    },
     /// Anything else (`log ...`, `limit ...`, `queue`, `flow offload @ft`, ...), as words.
-    Other { words: Vec<String>, loc: Loc },
+    Other {
+        words: Vec<String>,
+        loc: Loc,
+    },
 }
 
 impl Stmt {
@@ -424,11 +474,13 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
             if j >= chars.len() || chars[j] != '"' {
                 return Err(Error {
                     loc,
-                    message: "unterminated string: expected a closing `\"` on the same line"
-                        .into(),
+                    message: "unterminated string: expected a closing `\"` on the same line".into(),
                 });
             }
-            out.push(Token { tk: Tk::Str(s), loc });
+            out.push(Token {
+                tk: Tk::Str(s),
+                loc,
+            });
             let n = j + 1 - i;
             adv(&mut i, &mut col, n);
             continue;
@@ -455,13 +507,19 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
         if i + 1 < chars.len() {
             let two: String = chars[i..i + 2].iter().collect();
             if let Some(s) = SYMS2.iter().find(|s| **s == two) {
-                out.push(Token { tk: Tk::Sym(s), loc });
+                out.push(Token {
+                    tk: Tk::Sym(s),
+                    loc,
+                });
                 adv(&mut i, &mut col, 2);
                 continue;
             }
         }
         if let Some(s) = SYMS1.iter().find(|s| s.starts_with(c)) {
-            out.push(Token { tk: Tk::Sym(s), loc });
+            out.push(Token {
+                tk: Tk::Sym(s),
+                loc,
+            });
             adv(&mut i, &mut col, 1);
             continue;
         }
@@ -487,9 +545,12 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
             s.push(c);
             j = i + 1;
         }
-        out.push(Token { tk: Tk::Word(s), loc });
+        out.push(Token {
+            tk: Tk::Word(s),
+            loc,
+        });
         let n = j - i;
-            adv(&mut i, &mut col, n);
+        adv(&mut i, &mut col, n);
     }
     Ok(out)
 }
@@ -498,19 +559,51 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
 // Parser.
 
 const PROTO_HDRS: [&str; 24] = [
-    "ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp", "icmpv6", "igmp",
-    "ether", "vlan", "arp", "ah", "esp", "comp", "gre", "frag", "hbh", "dst", "mh", "rt0",
-    "srh",
+    "ip", "ip6", "tcp", "udp", "udplite", "sctp", "dccp", "th", "icmp", "icmpv6", "igmp", "ether",
+    "vlan", "arp", "ah", "esp", "comp", "gre", "frag", "hbh", "dst", "mh", "rt0", "srh",
 ];
 const META_KEYS: [&str; 19] = [
-    "mark", "iif", "iifname", "iiftype", "oif", "oifname", "oiftype", "skuid", "skgid",
-    "rtclassid", "cpu", "iifgroup", "oifgroup", "cgroup", "pkttype", "nftrace", "ibrname",
-    "obrname", "iifkind",
+    "mark",
+    "iif",
+    "iifname",
+    "iiftype",
+    "oif",
+    "oifname",
+    "oiftype",
+    "skuid",
+    "skgid",
+    "rtclassid",
+    "cpu",
+    "iifgroup",
+    "oifgroup",
+    "cgroup",
+    "pkttype",
+    "nftrace",
+    "ibrname",
+    "obrname",
+    "iifkind",
 ];
 /// Statement keywords: a word starting a new statement (ends an unknown one).
 const STMT_WORDS: [&str; 20] = [
-    "accept", "drop", "continue", "return", "jump", "goto", "counter", "comment", "log",
-    "reject", "notrack", "dnat", "snat", "masquerade", "redirect", "limit", "meta", "ct", "fib",
+    "accept",
+    "drop",
+    "continue",
+    "return",
+    "jump",
+    "goto",
+    "counter",
+    "comment",
+    "log",
+    "reject",
+    "notrack",
+    "dnat",
+    "snat",
+    "masquerade",
+    "redirect",
+    "limit",
+    "meta",
+    "ct",
+    "fib",
     "queue",
 ];
 const BINOP_WORDS: [&str; 5] = ["and", "or", "xor", "lshift", "rshift"];
@@ -946,9 +1039,10 @@ impl P {
                 } else {
                     // `name`, `name + N`, `name - N`, `name+N`, `name -N`.
                     let (name, mut offset) = match w.find(['+', '-']) {
-                        Some(k) if k > 0 && sign(&w[k..].replace('+', "")).is_some() => {
-                            (w[..k].to_string(), sign(&w[k..].replace('+', "")).unwrap_or(0))
-                        }
+                        Some(k) if k > 0 && sign(&w[k..].replace('+', "")).is_some() => (
+                            w[..k].to_string(),
+                            sign(&w[k..].replace('+', "")).unwrap_or(0),
+                        ),
                         _ => (w.clone(), 0),
                     };
                     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -1171,7 +1265,9 @@ impl P {
         match self.word() {
             Some(w) if PROTO_HDRS.contains(&w) => matches!(self.peek_at(1), Some(Tk::Word(_))),
             Some(w) if META_KEYS.contains(&w) => true,
-            Some("meta" | "ct" | "fib" | "numgen" | "symhash" | "jhash" | "rt" | "socket" | "osf") => {
+            Some(
+                "meta" | "ct" | "fib" | "numgen" | "symhash" | "jhash" | "rt" | "socket" | "osf",
+            ) => {
                 matches!(self.peek_at(1), Some(Tk::Word(_)))
             }
             _ => false,
@@ -1276,7 +1372,10 @@ impl P {
                     to = Some(self.expr()?);
                 }
                 let mut flags = Vec::new();
-                while let Some(f @ ("random" | "fully-random" | "persistent" | "netmap" | "prefix")) = self.word() {
+                while let Some(
+                    f @ ("random" | "fully-random" | "persistent" | "netmap" | "prefix"),
+                ) = self.word()
+                {
                     flags.push(f.to_string());
                     self.i += 1;
                     if self.is_sym(",") {
@@ -1493,7 +1592,8 @@ impl P {
                     words.push(d.to_string());
                     self.i += 1;
                 }
-                if let (Some(f @ ("ip" | "ip6")), Some(Tk::Word(_))) = (self.word(), self.peek_at(1))
+                if let (Some(f @ ("ip" | "ip6")), Some(Tk::Word(_))) =
+                    (self.word(), self.peek_at(1))
                 {
                     words.push(f.to_string());
                     self.i += 1;
@@ -1521,7 +1621,8 @@ impl P {
                 self.mod_args(&mut words)?;
             }
             "rt" | "socket" | "osf" => {
-                if let (Some(f @ ("ip" | "ip6")), Some(Tk::Word(_))) = (self.word(), self.peek_at(1))
+                if let (Some(f @ ("ip" | "ip6")), Some(Tk::Word(_))) =
+                    (self.word(), self.peek_at(1))
                 {
                     words.push(f.to_string());
                     self.i += 1;
@@ -1736,7 +1837,10 @@ impl P {
 /// Parse nft text.
 pub fn parse(text: &str) -> Result<File, Error> {
     let toks = lex(text)?;
-    let end = toks.last().map(|t| t.loc).unwrap_or(Loc { line: 1, col: 1 });
+    let end = toks
+        .last()
+        .map(|t| t.loc)
+        .unwrap_or(Loc { line: 1, col: 1 });
     let mut p = P {
         toks,
         i: 0,
@@ -2127,11 +2231,19 @@ mod tests {
     use super::*;
 
     fn rule_of(text: &str) -> Rule {
-        let f = parse(&format!("table inet t {{\n\tchain c {{\n\t\t{text}\n\t}}\n}}\n"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let Item::Table(t) = &f.items[0] else { panic!() };
-        let Some(TableItem::Chain(c)) = t.body.as_ref().unwrap().first() else { panic!() };
-        let Some(ChainItem::Rule(r)) = c.body.as_ref().unwrap().first() else { panic!() };
+        let f = parse(&format!(
+            "table inet t {{\n\tchain c {{\n\t\t{text}\n\t}}\n}}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Item::Table(t) = &f.items[0] else {
+            panic!()
+        };
+        let Some(TableItem::Chain(c)) = t.body.as_ref().unwrap().first() else {
+            panic!()
+        };
+        let Some(ChainItem::Rule(r)) = c.body.as_ref().unwrap().first() else {
+            panic!()
+        };
         r.clone()
     }
 
@@ -2143,15 +2255,26 @@ mod tests {
     fn tables_chains_priorities() {
         let f = parse("table inet fw {\n chain input { type filter hook input priority filter + 10; policy drop; }\n chain x { }\n}\ntable nat { chain post { type nat hook postrouting priority srcnat - 5; } }\ntable bridge b { chain f { type filter hook forward priority -200; } }\ntable netdev n { chain i { type filter hook ingress device \"eth0\" priority 0; } }\n").unwrap();
         assert_eq!(f.items.len(), 4);
-        let Item::Table(t) = &f.items[1] else { panic!() };
+        let Item::Table(t) = &f.items[1] else {
+            panic!()
+        };
         assert_eq!((t.family(), t.name.as_str()), ("ip", "nat"));
-        let Item::Table(t) = &f.items[0] else { panic!() };
-        let Some(TableItem::Chain(c)) = t.body.as_ref().unwrap().first() else { panic!() };
+        let Item::Table(t) = &f.items[0] else {
+            panic!()
+        };
+        let Some(TableItem::Chain(c)) = t.body.as_ref().unwrap().first() else {
+            panic!()
+        };
         let body = c.body.as_ref().unwrap();
-        assert!(matches!(&body[0], ChainItem::Hook { priority: Priority::Named { name, offset: 10 }, .. } if name == "filter"));
+        assert!(
+            matches!(&body[0], ChainItem::Hook { priority: Priority::Named { name, offset: 10 }, .. } if name == "filter")
+        );
         assert!(matches!(&body[1], ChainItem::Policy { policy, .. } if policy == "drop"));
         let printed = f.to_string();
-        assert!(printed.contains("priority filter + 10; policy drop;"), "{printed}");
+        assert!(
+            printed.contains("priority filter + 10; policy drop;"),
+            "{printed}"
+        );
         assert!(printed.contains("priority srcnat - 5;"), "{printed}");
         assert!(printed.contains("device eth0 priority 0;"), "{printed}");
         assert_eq!(parse(&printed).unwrap().to_string(), printed);
@@ -2161,28 +2284,47 @@ mod tests {
     fn statements() {
         let r = rule_of("ip saddr . tcp dport { 10.0.0.1 . 22, 10.0.0.0/8 . 80-90 } ct state established,related counter packets 3 bytes 4 accept comment \"x y\"");
         assert_eq!(r.stmts.len(), 5);
-        assert!(matches!(&r.stmts[0], Stmt::Match { left: Expr::Concat(v), right: Expr::Set(e), .. } if v.len() == 2 && e.len() == 2));
+        assert!(
+            matches!(&r.stmts[0], Stmt::Match { left: Expr::Concat(v), right: Expr::Set(e), .. } if v.len() == 2 && e.len() == 2)
+        );
         assert!(matches!(&r.stmts[1], Stmt::Match { right: Expr::List(v), .. } if v.len() == 2));
-        assert!(matches!(r.stmts[2], Stmt::Counter { counts: Some((3, 4)), .. }));
+        assert!(matches!(
+            r.stmts[2],
+            Stmt::Counter {
+                counts: Some((3, 4)),
+                ..
+            }
+        ));
         assert!(matches!(&r.stmts[4], Stmt::Comment { text, .. } if text == "x y"));
         let r = rule_of("meta l4proto tcp tcp dport != 22 iifname \"eth*\" meta mark set meta mark | 0x10 jump other");
         assert_eq!(r.stmts.len(), 5, "{r}");
         assert!(matches!(&r.stmts[0], Stmt::Match { right: Expr::Value(v), .. } if v == "tcp"));
         assert!(matches!(r.stmts[1], Stmt::Match { op: RelOp::Ne, .. }));
-        assert!(matches!(&r.stmts[3], Stmt::Set { value: Expr::Binop { op, .. }, .. } if op == "|"));
+        assert!(
+            matches!(&r.stmts[3], Stmt::Set { value: Expr::Binop { op, .. }, .. } if op == "|")
+        );
         let r = rule_of("tcp flags & (fin | syn | rst | ack) == syn ct state vmap { established : accept, new : jump x }");
-        assert!(matches!(&r.stmts[0], Stmt::Match { left: Expr::Binop { .. }, op: RelOp::Eq, right: Expr::Value(v), .. } if v == "syn"));
-        assert!(matches!(&r.stmts[1], Stmt::Vmap { map: Expr::Set(e), .. } if e.len() == 2 && e[1].data == Some(Expr::Verdict("jump".into(), Some("x".into())))));
+        assert!(
+            matches!(&r.stmts[0], Stmt::Match { left: Expr::Binop { .. }, op: RelOp::Eq, right: Expr::Value(v), .. } if v == "syn")
+        );
+        assert!(
+            matches!(&r.stmts[1], Stmt::Vmap { map: Expr::Set(e), .. } if e.len() == 2 && e[1].data == Some(Expr::Verdict("jump".into(), Some("x".into()))))
+        );
         let r = rule_of("ip daddr @s dnat ip to 10.0.0.1:8080; ");
         assert!(matches!(&r.stmts[0], Stmt::Match { right: Expr::SetRef(s), .. } if s == "s"));
-        assert!(matches!(&r.stmts[1], Stmt::Nat { family: Some(f), to: Some(Expr::Value(v)), .. } if f == "ip" && v == "10.0.0.1:8080"));
+        assert!(
+            matches!(&r.stmts[1], Stmt::Nat { family: Some(f), to: Some(Expr::Value(v)), .. } if f == "ip" && v == "10.0.0.1:8080")
+        );
         let r = rule_of("reject with icmpx type port-unreachable");
         assert!(matches!(&r.stmts[0], Stmt::Reject { with, .. } if with.len() == 3));
         // Unknown statements keep their words and do not swallow the verdict.
         let r = rule_of("limit rate 25/second burst 50 packets frobnicate 3 return");
         assert_eq!(r.stmts.len(), 2, "{r:?}");
         assert!(matches!(&r.stmts[0], Stmt::Other { words, .. } if words.len() == 8));
-        assert_eq!(r.to_string(), "limit rate 25/second burst 50 packets frobnicate 3 return");
+        assert_eq!(
+            r.to_string(),
+            "limit rate 25/second burst 50 packets frobnicate 3 return"
+        );
     }
 
     #[test]
@@ -2192,9 +2334,15 @@ mod tests {
         assert_eq!(f.items.len(), 10);
         assert!(matches!(&f.items[4], Item::AddSet { set, .. } if set.settings.len() == 3));
         assert!(matches!(&f.items[5], Item::AddSet { set, .. } if set.map));
-        assert!(matches!(&f.items[6], Item::AddElement { elements, .. } if elements[0].extra == ["timeout", "1h"]));
-        assert!(matches!(&f.items[7], Item::AddRule { rule, .. } if matches!(&rule.stmts[0], Stmt::Match { right: Expr::Var(v), .. } if v == "ports")));
-        assert!(matches!(&f.items[8], Item::AddRule { verb, family: None, .. } if verb == "insert"));
+        assert!(
+            matches!(&f.items[6], Item::AddElement { elements, .. } if elements[0].extra == ["timeout", "1h"])
+        );
+        assert!(
+            matches!(&f.items[7], Item::AddRule { rule, .. } if matches!(&rule.stmts[0], Stmt::Match { right: Expr::Var(v), .. } if v == "ports"))
+        );
+        assert!(
+            matches!(&f.items[8], Item::AddRule { verb, family: None, .. } if verb == "insert")
+        );
         let printed = f.to_string();
         assert_eq!(parse(&printed).unwrap().to_string(), printed);
     }
@@ -2207,7 +2355,8 @@ mod tests {
         let e = err_of("flush ruleset\n  include \"/etc/x.nft\"\n");
         assert_eq!(e.loc, Loc { line: 2, col: 3 });
         assert!(e.message.contains("`include` is not supported"), "{e}");
-        let e = err_of("table ip t {\n\tchain c {\n\t\ttype filter hook input priority ;\n\t}\n}\n");
+        let e =
+            err_of("table ip t {\n\tchain c {\n\t\ttype filter hook input priority ;\n\t}\n}\n");
         assert_eq!(e.loc, Loc { line: 3, col: 35 }, "{e}");
         assert!(e.message.contains("expected a priority"), "{e}");
         let e = err_of("table ip t { chain c { comment \"open\n } }");
@@ -2220,9 +2369,15 @@ mod tests {
 
     #[test]
     fn never_panics_or_overflows() {
-        let deep = format!("table ip t {{ chain c {{ ip saddr {} }} }}", "{ ".repeat(10_000));
+        let deep = format!(
+            "table ip t {{ chain c {{ ip saddr {} }} }}",
+            "{ ".repeat(10_000)
+        );
         assert!(err_of(&deep).message.contains("nesting deeper"));
-        let deep = format!("table ip t {{ chain c {{ tcp flags {} }} }}", "( ".repeat(10_000));
+        let deep = format!(
+            "table ip t {{ chain c {{ tcp flags {} }} }}",
+            "( ".repeat(10_000)
+        );
         assert!(parse(&deep).is_err());
         let deep = format!("table ip t {{ chain c {{ foo {} }} }}", "{ ".repeat(10_000));
         assert!(parse(&deep).is_err());
@@ -2234,7 +2389,19 @@ mod tests {
             }
         }
         assert!(parse(text).is_ok());
-        for junk in ["\u{0}\u{1}", "}", "{", "table", "table ip", "@", "$", "table ip t { chain c { ) } }", "add", "add rule", "\\"] {
+        for junk in [
+            "\u{0}\u{1}",
+            "}",
+            "{",
+            "table",
+            "table ip",
+            "@",
+            "$",
+            "table ip t { chain c { ) } }",
+            "add",
+            "add rule",
+            "\\",
+        ] {
             let _ = parse(junk);
         }
     }
@@ -2264,9 +2431,21 @@ mod tests {
         for p in paths {
             let mut text = std::fs::read_to_string(&p).unwrap();
             if let Err(e) = parse(&text) {
-                assert!(e.message.contains("`include` is not supported"), "{}:{e}", p.display());
-                let line = text.lines().nth(e.loc.line as usize - 1).unwrap().to_string();
-                assert!(line.trim_start().starts_with("include"), "{}:{e}", p.display());
+                assert!(
+                    e.message.contains("`include` is not supported"),
+                    "{}:{e}",
+                    p.display()
+                );
+                let line = text
+                    .lines()
+                    .nth(e.loc.line as usize - 1)
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    line.trim_start().starts_with("include"),
+                    "{}:{e}",
+                    p.display()
+                );
                 text = text.replacen(&line, &format!("# {line}"), 1);
             }
             let file = parse(&text).unwrap_or_else(|e| panic!("{}:{e}", p.display()));
@@ -2274,12 +2453,27 @@ mod tests {
             let again = parse(&printed)
                 .unwrap_or_else(|e| panic!("{} reprinted:{e}\n{printed}", p.display()));
             assert_eq!(again.to_string(), printed, "{}", p.display());
-            assert_eq!(strip_locs(&format!("{again:?}")), strip_locs(&format!("{file:?}")), "{}", p.display());
+            assert_eq!(
+                strip_locs(&format!("{again:?}")),
+                strip_locs(&format!("{file:?}")),
+                "{}",
+                p.display()
+            );
             let ir = crate::netfilter::from_nft::convert(&file)
                 .unwrap_or_else(|e| panic!("{}:{e}", p.display()));
             let ir2 = crate::netfilter::from_nft::convert(&again).unwrap();
-            assert_eq!(strip_locs(&format!("{ir2:?}")), strip_locs(&format!("{ir:?}")), "{}", p.display());
-            let rules: usize = ir.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
+            assert_eq!(
+                strip_locs(&format!("{ir2:?}")),
+                strip_locs(&format!("{ir:?}")),
+                "{}",
+                p.display()
+            );
+            let rules: usize = ir
+                .tables
+                .iter()
+                .flat_map(|t| &t.chains)
+                .map(|c| c.rules.len())
+                .sum();
             assert!(rules > 0, "{}", p.display());
             seen += 1;
         }
@@ -2300,12 +2494,20 @@ mod tests {
                 .arg(path)
                 .output()
         };
-        let probe = std::env::temp_dir().join(format!("fwsim-nft-probe-{}.nft", std::process::id()));
-        std::fs::write(&probe, "table ip fwsim_probe { chain c { type filter hook input priority 0; } }\n").unwrap();
+        let probe =
+            std::env::temp_dir().join(format!("fwsim-nft-probe-{}.nft", std::process::id()));
+        std::fs::write(
+            &probe,
+            "table ip fwsim_probe { chain c { type filter hook input priority 0; } }\n",
+        )
+        .unwrap();
         match ok(&probe) {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
-                eprintln!("skipped: `nft -c` refuses a trivial ruleset here (not root?): {}", String::from_utf8_lossy(&o.stderr));
+                eprintln!(
+                    "skipped: `nft -c` refuses a trivial ruleset here (not root?): {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
                 return;
             }
             Err(e) => {
@@ -2320,14 +2522,26 @@ mod tests {
             if !ok(&p).unwrap().status.success() {
                 continue; // the original is refused by this nft version too
             }
-            let out = std::env::temp_dir().join(format!("fwsim-nft-{}-{}", std::process::id(), p.file_name().unwrap().to_string_lossy()));
+            let out = std::env::temp_dir().join(format!(
+                "fwsim-nft-{}-{}",
+                std::process::id(),
+                p.file_name().unwrap().to_string_lossy()
+            ));
             std::fs::write(&out, file.to_string()).unwrap();
             let o = ok(&out).unwrap();
             let _ = std::fs::remove_file(&out);
-            assert!(o.status.success(), "{}: nft -c refuses our print: {}", p.display(), String::from_utf8_lossy(&o.stderr));
+            assert!(
+                o.status.success(),
+                "{}: nft -c refuses our print: {}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
             checked += 1;
         }
         let _ = std::fs::remove_file(&probe);
-        assert!(checked >= 3, "only {checked} corpus files checked with nft -c");
+        assert!(
+            checked >= 3,
+            "only {checked} corpus files checked with nft -c"
+        );
     }
 }
