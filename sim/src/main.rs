@@ -154,10 +154,18 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            if fwsim::netfilter::detect(&text) == Some(fwsim::netfilter::Format::IptablesSave) {
-                if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
-                    print!("{save}");
+            match fwsim::netfilter::detect(&text) {
+                Some(fwsim::netfilter::Format::IptablesSave) => {
+                    if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
+                        print!("{save}");
+                    }
                 }
+                Some(fwsim::netfilter::Format::NftText) => {
+                    if let Ok(file) = fwsim::syntax::nft::parse(&text) {
+                        print!("{file}");
+                    }
+                }
+                _ => {}
             }
             match fwsim::netfilter::read_ruleset(&text) {
                 Ok(rs) => {

@@ -130,6 +130,7 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
             name: t.name.clone(),
             origin: Origin::Iptables,
             chains,
+            sets: Vec::new(),
         });
     }
     Ok(out)
@@ -138,12 +139,14 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
 /// The kernel refuses a ruleset whose jumps and gotos form a loop reachable from a base
 /// chain (ELOOP, `mark_source_chains`); a loop no base chain reaches loads. So do we, naming
 /// the rule that closes it.
-fn check_loops(chains: &[Chain]) -> Result<(), Error> {
+pub(crate) fn check_loops(chains: &[Chain]) -> Result<(), Error> {
     // 0 unvisited, 1 on the current path, 2 done.
     fn visit(chains: &[Chain], c: usize, state: &mut [u8]) -> Result<(), Error> {
         state[c] = 1;
         for r in &chains[c].rules {
-            if let Action::Jump(to) | Action::Goto(to) = r.action {
+            let mut targets: Vec<usize> = Vec::new();
+            collect_targets(&r.action, &mut targets);
+            for to in targets {
                 match state[to] {
                     1 => {
                         return Err(err(
@@ -161,6 +164,24 @@ fn check_loops(chains: &[Chain]) -> Result<(), Error> {
         }
         state[c] = 2;
         Ok(())
+    }
+    /// Chains an action may jump or go to (vmap data included).
+    fn collect_targets(a: &Action, out: &mut Vec<usize>) {
+        match a {
+            Action::Jump(to) | Action::Goto(to) => out.push(*to),
+            Action::Seq(v) => v.iter().for_each(|a| collect_targets(a, out)),
+            Action::Vmap {
+                map: SetRef::Anon(set),
+                ..
+            } => {
+                for e in &set.elements {
+                    if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
+                        out.push(to);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     let mut state = vec![0u8; chains.len()];
     for c in 0..chains.len() {
@@ -311,7 +332,7 @@ fn port(text: &str, loc: Loc) -> Result<u16, Error> {
 }
 
 /// Service names iptables resolves through /etc/services (the common ones).
-fn service_port(name: &str) -> Option<u16> {
+pub(crate) fn service_port(name: &str) -> Option<u16> {
     Some(match name {
         "ssh" => 22,
         "smtp" => 25,

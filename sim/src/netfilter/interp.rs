@@ -258,7 +258,7 @@ fn iface_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     fn go(&mut self) -> (Fate, u32) {
         let p = self.packet;
         let mut hooks: &[Hook] = match p.hook {
@@ -395,7 +395,7 @@ impl Run<'_> {
             let mut unknown = None;
             let mut matched = true;
             for m in &rule.matches {
-                match self.eval(m, hook, st) {
+                match self.eval(m, ti, hook, st) {
                     Truth::Yes => {}
                     Truth::No => {
                         matched = false;
@@ -433,94 +433,33 @@ impl Run<'_> {
             step.effect = "match".into();
             self.trace.push(step);
             let last = self.trace.len() - 1;
-            match &rule.action {
-                Action::None | Action::Log => {}
-                Action::Accept => {
-                    self.trace[last].effect = "match: accept".into();
-                    return None;
+            match self.act(&rule.action, ti, hook, st, last) {
+                Flow::Next => {}
+                Flow::Miss => {
+                    self.trace[last].effect = "no match (not in map)".into();
                 }
-                Action::Drop => {
-                    self.trace[last].effect = "match: drop".into();
-                    return Some(Fate::Drop);
-                }
-                Action::Reject { with } => {
-                    self.trace[last].effect = format!("match: reject ({with})");
-                    return Some(Fate::Reject(with.clone()));
-                }
-                Action::Return => {
+                Flow::Accept => return None,
+                Flow::End(f) => return Some(f),
+                Flow::Return => {
                     // As if the chain ended here: back to the caller, or the policy.
-                    self.trace[last].effect = "match: return".into();
                     i = c.rules.len();
                     continue;
                 }
-                Action::Jump(to) => {
-                    self.trace[last].effect = format!("match: jump {}", table.chains[*to].name);
+                Flow::Jump(to) => {
                     stack.push((chain, i + 1));
-                    chain = *to;
+                    chain = to;
                     i = 0;
                     continue;
                 }
-                Action::Goto(to) => {
-                    self.trace[last].effect = format!("match: goto {}", table.chains[*to].name);
-                    chain = *to;
+                Flow::Goto(to) => {
+                    chain = to;
                     i = 0;
                     continue;
                 }
-                Action::Mark(op) => {
-                    st.mark = op.apply(st.mark);
-                    self.trace[last].effect = format!("match: mark set {:#x}", st.mark);
-                }
-                Action::SetConnMark(op) => {
-                    if st.tracked_yet && !st.untracked {
-                        st.ctmark = op.apply(st.ctmark);
-                    }
-                }
-                Action::SaveMark { nfmask, ctmask } => {
-                    if st.tracked_yet && !st.untracked {
-                        st.ctmark = (st.ctmark & !ctmask) | (st.mark & nfmask);
-                    }
-                }
-                Action::RestoreMark { nfmask, ctmask } => {
-                    if st.tracked_yet && !st.untracked {
-                        st.mark = (st.mark & !nfmask) | (st.ctmark & ctmask);
-                    }
-                }
-                Action::NoTrack => {
-                    if !st.tracked_yet {
-                        st.untracked = true;
-                    }
-                }
-                Action::Dnat(to) | Action::Redirect(to) => {
-                    if let Some((a, _)) = to.addrs {
-                        st.dst = a;
-                    }
-                    if let Some((p, _)) = to.ports {
-                        st.dport = Some(p);
-                    }
-                    st.nat_bits |= ct::DNAT;
-                    self.trace[last].effect = "match: dnat".into();
-                    return None;
-                }
-                Action::Snat(to) => {
-                    if let Some((a, _)) = to.addrs {
-                        st.src = a;
-                    }
-                    if let Some((p, _)) = to.ports {
-                        st.sport = Some(p);
-                    }
-                    st.nat_bits |= ct::SNAT;
-                    self.trace[last].effect = "match: snat".into();
-                    return None;
-                }
-                Action::Masquerade => {
-                    st.nat_bits |= ct::SNAT;
-                    self.trace[last].effect = "match: masquerade".into();
-                    return None;
-                }
-                Action::Unsupported { what } => {
-                    self.trace[last].effect = format!("inconclusive: unsupported {what}");
+                Flow::Unsupported(what) => {
+                    self.trace[last].effect = format!("inconclusive: {what}");
                     return Some(Fate::Inconclusive(format!(
-                        "{tname} chain {} rule {}: unsupported target {what}: {}",
+                        "{tname} chain {} rule {}: {what}: {}",
                         c.name,
                         i + 1,
                         rule.text
@@ -531,7 +470,7 @@ impl Run<'_> {
         }
     }
 
-    fn eval(&mut self, m: &Match, hook: Hook, st: &State) -> Truth {
+    fn eval(&mut self, m: &Match, ti: usize, hook: Hook, st: &State) -> Truth {
         let p = self.packet;
         match m {
             Match::Addr { dir, nets, neg } => {
@@ -656,9 +595,322 @@ impl Run<'_> {
                 self.taken += 1;
                 negate(truth(choice), *neg)
             }
+            Match::Lookup { key, set, neg } => {
+                let set = self.set(ti, set);
+                if let Some(why) = &set.unsupported {
+                    return Truth::Unknown(why.clone());
+                }
+                match self.key(key, hook, st) {
+                    Read::Value(v) => negate(truth(set.find(&v).is_some()), *neg),
+                    Read::Absent => Truth::No,
+                    Read::Unknown(why) => Truth::Unknown(why),
+                }
+            }
             Match::Unsupported { what } => Truth::Unknown(format!("unsupported match {what}")),
         }
     }
+
+    fn set<'s>(&self, ti: usize, r: &'s SetRef) -> &'s Set
+    where
+        'a: 's,
+    {
+        match r {
+            SetRef::Anon(s) => s,
+            SetRef::Named(i) => &self.rs.tables[ti].sets[*i],
+        }
+    }
+
+    /// The packet's value of a lookup key.
+    fn key(&self, key: &[Key], hook: Hook, st: &State) -> Read {
+        let mut out = Vec::with_capacity(key.len());
+        for k in key {
+            let known = u128::from(ct::DNAT | ct::SNAT);
+            if k.field == Field::CtStatus && k.mask.is_none_or(|m| m & !known != 0) {
+                return Read::Unknown(
+                    "ct status bits other than dnat/snat are not modelled".into(),
+                );
+            }
+            match self.field(k.field, hook, st) {
+                Read::Value(mut v) => {
+                    let Some(x) = v.pop() else {
+                        return Read::Absent;
+                    };
+                    out.push(match (x, k.mask) {
+                        (KeyValue::Num(n), Some(m)) => KeyValue::Num(n & m),
+                        (x, _) => x,
+                    });
+                }
+                other => return other,
+            }
+        }
+        Read::Value(out)
+    }
+
+    fn field(&self, f: Field, hook: Hook, st: &State) -> Read {
+        let p = self.packet;
+        let v4 = st.src.is_ipv4();
+        let num = |n: u128| Read::Value(vec![KeyValue::Num(n)]);
+        let has_ct = st.tracked_yet && !st.untracked && p.ctstate != CtState::Invalid;
+        match f {
+            Field::Addr { v6, dir } => {
+                if v6 == v4 {
+                    return Read::Absent;
+                }
+                let a = if dir == Dir::Src { st.src } else { st.dst };
+                num(match a {
+                    IpAddr::V4(a) => u128::from(u32::from(a)),
+                    IpAddr::V6(a) => u128::from(a),
+                })
+            }
+            Field::L4Proto => num(p.protocol.into()),
+            Field::Port(dir) => {
+                let port = if dir == Dir::Src { st.sport } else { st.dport };
+                match port {
+                    Some(x) => num(x.into()),
+                    None if has_ports(p.protocol) => Read::Unknown(format!(
+                        "the packet gives no {} port",
+                        if dir == Dir::Src {
+                            "source (sport)"
+                        } else {
+                            "destination (dport)"
+                        }
+                    )),
+                    None => Read::Absent,
+                }
+            }
+            Field::TcpFlags => {
+                if p.protocol != 6 {
+                    return Read::Absent;
+                }
+                num(if p.ctstate == CtState::New {
+                    0x02
+                } else {
+                    0x10
+                })
+            }
+            Field::IcmpType { v6 } | Field::IcmpCode { v6 } => {
+                if p.protocol != if v6 { 58 } else { 1 } {
+                    return Read::Absent;
+                }
+                if matches!(f, Field::IcmpCode { .. }) {
+                    num(0)
+                } else {
+                    num(if v6 { 128 } else { 8 })
+                }
+            }
+            Field::Mark => num(st.mark.into()),
+            Field::CtMark => {
+                if !has_ct {
+                    return Read::Absent;
+                }
+                num(st.ctmark.into())
+            }
+            Field::CtState => num(self.ct_bit(st).into()),
+            Field::CtStatus => {
+                if !has_ct {
+                    return Read::Absent;
+                }
+                // Only the NAT bits are known; `key` refuses masks reaching other bits.
+                num(st.nat_bits.into())
+            }
+            Field::CtDirection => {
+                if !has_ct {
+                    return Read::Absent;
+                }
+                match p.ctstate {
+                    CtState::New => num(0),
+                    _ => Read::Unknown("the packet's conntrack direction is not given".into()),
+                }
+            }
+            Field::NfProto => num(if v4 { 2 } else { 10 }),
+            Field::EtherType => num(if v4 { 0x0800 } else { 0x86dd }),
+            Field::Ifname(dir) => {
+                let has = match (dir, hook) {
+                    (Dir::Src, Hook::Output | Hook::Postrouting) => Some(""),
+                    (Dir::Dst, Hook::Prerouting | Hook::Input) => Some(""),
+                    (Dir::Src, _) => p.iif.as_deref(),
+                    (Dir::Dst, _) => p.oif.as_deref(),
+                };
+                match has {
+                    Some(n) => Read::Value(vec![KeyValue::Name(n.to_string())]),
+                    None => Read::Unknown(format!(
+                        "the packet gives no {} interface",
+                        if dir == Dir::Src {
+                            "input (iif)"
+                        } else {
+                            "output (oif)"
+                        }
+                    )),
+                }
+            }
+        }
+    }
+
+    fn ct_bit(&self, st: &State) -> u8 {
+        if !st.tracked_yet && !st.untracked {
+            ct::INVALID
+        } else if st.untracked {
+            ct::UNTRACKED
+        } else {
+            match self.packet.ctstate {
+                CtState::New => ct::NEW,
+                CtState::Established => ct::ESTABLISHED,
+                CtState::Related => ct::RELATED,
+                CtState::Invalid => ct::INVALID,
+                CtState::Untracked => ct::UNTRACKED,
+            }
+        }
+    }
+
+    /// Carry out a rule's action (its matches matched).
+    fn act(&mut self, action: &Action, ti: usize, hook: Hook, st: &mut State, last: usize) -> Flow {
+        let table = &self.rs.tables[ti];
+        match action {
+            Action::None | Action::Log | Action::Continue => Flow::Next,
+            Action::Accept => {
+                self.trace[last].effect = "match: accept".into();
+                Flow::Accept
+            }
+            Action::Drop => {
+                self.trace[last].effect = "match: drop".into();
+                Flow::End(Fate::Drop)
+            }
+            Action::Reject { with } => {
+                self.trace[last].effect = format!("match: reject ({with})");
+                Flow::End(Fate::Reject(with.clone()))
+            }
+            Action::Return => {
+                self.trace[last].effect = "match: return".into();
+                Flow::Return
+            }
+            Action::Jump(to) => {
+                self.trace[last].effect = format!("match: jump {}", table.chains[*to].name);
+                Flow::Jump(*to)
+            }
+            Action::Goto(to) => {
+                self.trace[last].effect = format!("match: goto {}", table.chains[*to].name);
+                Flow::Goto(*to)
+            }
+            Action::Mark(op) => {
+                st.mark = op.apply(st.mark);
+                self.trace[last].effect = format!("match: mark set {:#x}", st.mark);
+                Flow::Next
+            }
+            Action::SetConnMark(op) => {
+                if st.tracked_yet && !st.untracked {
+                    st.ctmark = op.apply(st.ctmark);
+                }
+                Flow::Next
+            }
+            Action::SaveMark { nfmask, ctmask } => {
+                if st.tracked_yet && !st.untracked {
+                    st.ctmark = (st.ctmark & !ctmask) | (st.mark & nfmask);
+                }
+                Flow::Next
+            }
+            Action::RestoreMark { nfmask, ctmask } => {
+                if st.tracked_yet && !st.untracked {
+                    st.mark = (st.mark & !nfmask) | (st.ctmark & ctmask);
+                }
+                Flow::Next
+            }
+            Action::NoTrack => {
+                if !st.tracked_yet {
+                    st.untracked = true;
+                }
+                Flow::Next
+            }
+            Action::Dnat(to) | Action::Redirect(to) => {
+                if let Some((a, _)) = to.addrs {
+                    st.dst = a;
+                }
+                if let Some((p, _)) = to.ports {
+                    st.dport = Some(p);
+                }
+                st.nat_bits |= ct::DNAT;
+                self.trace[last].effect = "match: dnat".into();
+                Flow::Accept
+            }
+            Action::Snat(to) => {
+                if let Some((a, _)) = to.addrs {
+                    st.src = a;
+                }
+                if let Some((p, _)) = to.ports {
+                    st.sport = Some(p);
+                }
+                st.nat_bits |= ct::SNAT;
+                self.trace[last].effect = "match: snat".into();
+                Flow::Accept
+            }
+            Action::Masquerade => {
+                st.nat_bits |= ct::SNAT;
+                self.trace[last].effect = "match: masquerade".into();
+                Flow::Accept
+            }
+            Action::Seq(actions) => {
+                for a in actions {
+                    match self.act(a, ti, hook, st, last) {
+                        Flow::Next => {}
+                        other => return other,
+                    }
+                }
+                Flow::Next
+            }
+            Action::Vmap { key, map } => {
+                let set = self.set(ti, map);
+                if let Some(why) = &set.unsupported {
+                    return Flow::Unsupported(why.clone());
+                }
+                let v = match self.key(key, hook, st) {
+                    Read::Value(v) => v,
+                    Read::Absent => return Flow::Miss,
+                    Read::Unknown(why) => return Flow::Unsupported(why),
+                };
+                let data = set.find(&v).map(|e| e.data.clone());
+                let verdict = match data {
+                    None => return Flow::Miss,
+                    Some(Some(SetData::Verdict(v))) => v,
+                    Some(_) => {
+                        return Flow::Unsupported(format!("map {} has no verdict data", set.name))
+                    }
+                };
+                let (action, what) = match verdict {
+                    Verdict::Accept => (Action::Accept, "accept".to_string()),
+                    Verdict::Drop => (Action::Drop, "drop".to_string()),
+                    Verdict::Continue => (Action::Continue, "continue".to_string()),
+                    Verdict::Return => (Action::Return, "return".to_string()),
+                    Verdict::Jump(c) => (Action::Jump(c), format!("jump {}", table.chains[c].name)),
+                    Verdict::Goto(c) => (Action::Goto(c), format!("goto {}", table.chains[c].name)),
+                };
+                let flow = self.act(&action, ti, hook, st, last);
+                self.trace[last].effect = format!("match: vmap {what}");
+                flow
+            }
+            Action::Unsupported { what } => Flow::Unsupported(format!("unsupported target {what}")),
+        }
+    }
+}
+
+/// What an action leaves the walk to do.
+enum Flow {
+    /// Next rule.
+    Next,
+    /// A vmap found no element: the rule did not match after all.
+    Miss,
+    /// End of this base chain (accept, NAT).
+    Accept,
+    End(Fate),
+    Return,
+    Jump(usize),
+    Goto(usize),
+    Unsupported(String),
+}
+
+/// A packet field read: its value, absent (the rule does not match), or not known.
+enum Read {
+    Value(Vec<KeyValue>),
+    Absent,
+    Unknown(String),
 }
 
 fn has_ports(proto: u8) -> bool {
@@ -766,5 +1018,104 @@ mod tests {
         assert!(
             matches!(fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("statistic"))
         );
+    }
+
+    fn nft_fate(rules: &str, p: &str) -> Fate {
+        let rs = crate::netfilter::read_ruleset(rules)
+            .unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+        walk(&rs, &packet(p)).fate
+    }
+
+    #[test]
+    fn nft_accept_ends_only_its_base_chain_and_priorities_order() {
+        // Two tables at the input hook: accept in the first (priority -10) does not stop
+        // the second (priority 10), whose drop is final.
+        let rules = "table inet b {\n chain in { type filter hook input priority filter + 10; policy accept;\n  tcp dport 22 drop\n }\n}\ntable ip a {\n chain in { type filter hook input priority -10; policy drop;\n  accept\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);
+        // The ip table does not see IPv6: only the inet one runs.
+        assert_eq!(
+            nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 dport=80"),
+            Fate::Accept
+        );
+        let rules6 =
+            "table ip a { chain in { type filter hook input priority 0; policy drop; } }\n";
+        assert_eq!(
+            nft_fate(rules6, "src=2001:db8::1 dst=2001:db8::2"),
+            Fate::Accept
+        );
+        assert_eq!(nft_fate(rules6, "dport=80"), Fate::Drop);
+    }
+
+    #[test]
+    fn nft_vmap_dispatch() {
+        let rules = "table inet t {\n map ifs { type ifname : verdict; elements = { \"eth0\" : jump from_eth0, \"lo\" : accept } }\n chain in { type filter hook input priority 0; policy drop;\n  ct state vmap { established : accept, invalid : drop }\n  iifname vmap @ifs\n  tcp dport 80 accept\n }\n chain from_eth0 { tcp dport 22 accept }\n}\n";
+        assert_eq!(nft_fate(rules, "ct=established dport=9"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Accept); // eth0 → from_eth0
+        assert_eq!(nft_fate(rules, "dport=23"), Fate::Drop); // back from from_eth0, policy
+        assert_eq!(nft_fate(rules, "dport=23 iif=lo"), Fate::Accept);
+        // Not in the map: the rule does not match; the next one decides.
+        assert_eq!(nft_fate(rules, "dport=80 iif=eth9"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=81 iif=eth9"), Fate::Drop);
+    }
+
+    #[test]
+    fn nft_named_interval_and_concatenated_sets() {
+        let rules = "table ip t {\n set nets { type ipv4_addr; flags interval; elements = { 10.0.0.0/8, 192.168.1.10-192.168.1.20 } }\n set svc { type ipv4_addr . inet_service; flags interval; elements = { 10.1.0.0/16 . 22, 10.2.0.1 . 8000-8080 } }\n chain in { type filter hook input priority 0; policy drop;\n  ip daddr . tcp dport @svc accept\n  ip saddr @nets tcp dport 443 accept\n  ip saddr != @nets udp dport 53 accept\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dst=10.1.2.3 dport=22"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dst=10.1.2.3 dport=23"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dst=10.2.0.1 dport=8080"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dst=10.2.0.1 dport=8081"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "src=10.9.9.9 dport=443"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=192.168.1.15 dport=443"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "src=192.168.1.21 dport=443"), Fate::Drop);
+        assert_eq!(
+            nft_fate(rules, "src=192.168.1.21 proto=17 dport=53"),
+            Fate::Accept
+        );
+        assert_eq!(
+            nft_fate(rules, "src=10.0.0.1 proto=17 dport=53"),
+            Fate::Drop
+        );
+        // `tcp dport` needs TCP: a UDP packet to 443 does not match it.
+        assert_eq!(
+            nft_fate(rules, "src=10.9.9.9 proto=17 dport=443"),
+            Fate::Drop
+        );
+    }
+
+    #[test]
+    fn nft_continue_goto_return_and_marks() {
+        // `continue` goes on; goto then the end of the chain returns to the base chain's
+        // caller level: the base chain's policy, not the rule after the goto.
+        let rules = "table inet t {\n chain in { type filter hook input priority 0; policy drop;\n  tcp dport 22 continue\n  tcp dport 22 meta mark set meta mark | 0x10\n  meta mark & 0x10 == 0x10 goto g\n  accept\n }\n chain g { tcp dport 22 return\n }\n}\n";
+        assert_eq!(nft_fate(rules, "dport=22"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "dport=23"), Fate::Accept);
+        // jump then the end of the chain comes back to the next rule.
+        let rules = rules.replace("goto g", "jump g");
+        assert_eq!(nft_fate(&rules, "dport=22"), Fate::Accept);
+        // Interface wildcards and negations on a hook without that interface.
+        let rules = "table inet t { chain out { type filter hook output priority 0; policy accept;\n iifname != \"eth*\" oifname \"cali*\" drop } }\n";
+        assert_eq!(nft_fate(rules, "hook=output oif=cali123"), Fate::Drop);
+        assert_eq!(nft_fate(rules, "hook=output oif=eth0"), Fate::Accept);
+    }
+
+    #[test]
+    fn nft_unknowns_and_dependencies() {
+        let rules = "table inet t { chain in { type filter hook input priority 0; policy accept;\n  fib daddr type local tcp dport 22 drop\n  ip saddr != 10.0.0.0/8 udp dport 53 drop\n } }\n";
+        assert!(matches!(nft_fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("fib")));
+        // `ip saddr != ...` does not match an IPv6 packet (its dependency fails).
+        assert_eq!(
+            nft_fate(rules, "src=2001:db8::1 dst=2001:db8::2 proto=17 dport=53"),
+            Fate::Accept
+        );
+        assert_eq!(
+            nft_fate(rules, "src=192.0.2.1 proto=17 dport=53"),
+            Fate::Drop
+        );
+        // NAT chains run for new connections; dnat sets the ct status bit.
+        let rules = "table ip n { chain pre { type nat hook prerouting priority dstnat; policy accept;\n  tcp dport 80 dnat to 10.0.0.9:8080 } }\ntable ip f { chain in { type filter hook input priority 0; policy drop;\n  ct status dnat ip daddr 10.0.0.9 tcp dport 8080 accept } }\n";
+        assert_eq!(nft_fate(rules, "dport=80"), Fate::Accept);
+        assert_eq!(nft_fate(rules, "dport=80 ct=established"), Fate::Drop);
     }
 }

@@ -1,5 +1,5 @@
 //! The netfilter IR: one representation for rulesets read from iptables-save (legacy or
-//! nft backend) and, later, nft text and JSON. The interpreter evaluates only this.
+//! nft backend) and nft text (later nft JSON). The interpreter evaluates only this.
 //!
 //! Contract: an IR ruleset is checked: jumps and gotos name chains that exist (by index),
 //! every base chain has a hook, a priority and a policy. What fwsim does not model is kept
@@ -189,8 +189,153 @@ pub enum Match {
     },
     /// `-m statistic`.
     Statistic { mode: Statistic, neg: bool },
+    /// nft: the key (one field, or a concatenation) is in the set, XOR `neg`. Covers
+    /// comparisons the variants above do not (`ct status`, `meta nfproto`, sets of
+    /// addresses and ports, `<`/`>`), named sets (`@s`) and anonymous ones (`{ ... }`).
+    /// A field the packet does not have (a port of ICMP, `ct mark` without conntrack)
+    /// makes the match false whatever `neg` (the kernel's NFT_BREAK).
+    Lookup {
+        key: Vec<Key>,
+        set: SetRef,
+        neg: bool,
+    },
     /// Anything fwsim does not model: reaching it makes the verdict inconclusive.
     Unsupported { what: String },
+}
+
+/// A packet field read by nft lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// `ip saddr`/`ip daddr` (v6 false), `ip6 saddr`/`ip6 daddr`.
+    Addr {
+        v6: bool,
+        dir: Dir,
+    },
+    /// `meta l4proto`, `ip protocol`, `ip6 nexthdr`.
+    L4Proto,
+    /// `tcp`/`udp`/`sctp`/`dccp`/`udplite`/`th` `sport`/`dport`.
+    Port(Dir),
+    TcpFlags,
+    IcmpType {
+        v6: bool,
+    },
+    IcmpCode {
+        v6: bool,
+    },
+    /// `meta mark`.
+    Mark,
+    /// `ct mark` (no conntrack: the field is absent).
+    CtMark,
+    /// `ct state`: one of the [`ct`] bits.
+    CtState,
+    /// `ct status`: the [`ct::DNAT`]/[`ct::SNAT`] bits; other bits are not modelled.
+    CtStatus,
+    /// `ct direction`: 0 original, 1 reply.
+    CtDirection,
+    /// `meta nfproto`: 2 (ipv4) or 10 (ipv6).
+    NfProto,
+    /// `meta protocol`: the ethertype.
+    EtherType,
+    /// `iifname`/`iif` (`dir` Src) and `oifname`/`oif` (Dst): names; `iif` is compared by
+    /// name too (the interface index of a name is not modelled).
+    Ifname(Dir),
+}
+
+/// One field of a lookup key, with the `& mask` written before the comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub field: Field,
+    pub mask: Option<u128>,
+}
+
+/// One field of a set element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// Inclusive numeric range (addresses as integers, ports, marks, protocol numbers).
+    Num(u128, u128),
+    /// An interface name; a trailing `*` matches any suffix.
+    Name(String),
+}
+
+/// A verdict as map data (`vmap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    Continue,
+    Return,
+    Jump(ChainId),
+    Goto(ChainId),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SetData {
+    Verdict(Verdict),
+    /// Data fwsim does not interpret (NAT addresses, object names), as written.
+    Other(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetElem {
+    /// One range per key field; None is the catch-all element `*`.
+    pub key: Option<Vec<Range>>,
+    pub data: Option<SetData>,
+}
+
+/// A named set or map of an nft table, or an anonymous one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Set {
+    pub name: String,
+    /// The key's field types as written (`ipv4_addr`, `inet_service`...).
+    pub key_types: Vec<String>,
+    /// A map's data type (`verdict`, `ipv4_addr`...); None for a set.
+    pub data_type: Option<String>,
+    pub elements: Vec<SetElem>,
+    /// Why lookups in this set are inconclusive (element types fwsim cannot read).
+    pub unsupported: Option<String>,
+    pub loc: Loc,
+}
+
+impl Set {
+    /// The element matching `key` (exact or interval elements first, then the catch-all).
+    pub fn find(&self, key: &[KeyValue]) -> Option<&SetElem> {
+        self.elements
+            .iter()
+            .find(|e| {
+                e.key.as_ref().is_some_and(|k| {
+                    k.len() == key.len() && k.iter().zip(key).all(|(r, v)| v.within(r))
+                })
+            })
+            .or_else(|| self.elements.iter().find(|e| e.key.is_none()))
+    }
+}
+
+/// A packet's value of one key field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyValue {
+    Num(u128),
+    Name(String),
+}
+
+impl KeyValue {
+    pub fn within(&self, r: &Range) -> bool {
+        match (self, r) {
+            (KeyValue::Num(v), Range::Num(a, b)) => a <= v && v <= b,
+            (KeyValue::Name(n), Range::Name(p)) => match p.strip_suffix('*') {
+                Some(prefix) if !p.ends_with("\\*") => n.starts_with(prefix),
+                _ => n == &p.replace("\\*", "*"),
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Which set a lookup or vmap uses.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SetRef {
+    /// Index into the table's [`Table::sets`].
+    Named(usize),
+    Anon(Box<Set>),
 }
 
 /// How a mark is changed: mark = (mark & !clear) ^ xor (MARK --set-xmark semantics, which
@@ -251,6 +396,16 @@ pub enum Action {
     Snat(NatTo),
     Masquerade,
     Redirect(NatTo),
+    /// nft `continue`: go on with the next rule.
+    Continue,
+    /// nft `KEY vmap MAP`: the verdict of the element matching the key; no element: the
+    /// rule does not match (next rule).
+    Vmap {
+        key: Vec<Key>,
+        map: SetRef,
+    },
+    /// Several statements of one nft rule, in order (`ct mark set ... accept`).
+    Seq(Vec<Action>),
     Unsupported {
         what: String,
     },
@@ -268,7 +423,8 @@ impl Action {
                 | Action::RestoreMark { .. }
                 | Action::Log
                 | Action::NoTrack
-        )
+                | Action::Continue
+        ) || matches!(self, Action::Seq(v) if v.iter().all(Action::continues))
     }
 }
 
@@ -301,6 +457,8 @@ pub struct Table {
     pub name: String,
     pub origin: Origin,
     pub chains: Vec<Chain>,
+    /// nft named sets and maps (iptables tables have none).
+    pub sets: Vec<Set>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -320,8 +478,13 @@ impl Ruleset {
                             out.push((r.loc, what.clone()));
                         }
                     }
-                    if let Action::Unsupported { what } = &r.action {
-                        out.push((r.loc, what.clone()));
+                    let mut stack = vec![&r.action];
+                    while let Some(a) = stack.pop() {
+                        match a {
+                            Action::Unsupported { what } => out.push((r.loc, what.clone())),
+                            Action::Seq(v) => stack.extend(v.iter().rev()),
+                            _ => {}
+                        }
                     }
                 }
             }

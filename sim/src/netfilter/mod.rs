@@ -2,10 +2,11 @@
 //! the interpreter that walks a packet through the hooks as the kernel does.
 //!
 //! Contract: [`read_ruleset`] tells the format apart by content and returns the IR or an
-//! error with line and column. Formats not read yet (nft text, nft JSON) are reported as
-//! such, never guessed.
+//! error with line and column. Formats not read yet (nft JSON) are reported as such, never
+//! guessed.
 
 pub mod from_iptables;
+pub mod from_nft;
 pub mod interp;
 pub mod ir;
 
@@ -36,6 +37,9 @@ pub fn detect(text: &str) -> Option<Format> {
         || first.starts_with("define ")
         || first.starts_with("flush ")
         || first.starts_with("add ")
+        || first.starts_with("create ")
+        || first.starts_with("insert ")
+        || first.starts_with("redefine ")
         || first.starts_with("include ")
     {
         Some(Format::NftText)
@@ -49,6 +53,15 @@ pub fn detect(text: &str) -> Option<Format> {
 pub struct RulesetError {
     pub loc: Loc,
     pub message: String,
+}
+
+impl From<crate::syntax::nft::Error> for RulesetError {
+    fn from(e: crate::syntax::nft::Error) -> Self {
+        RulesetError {
+            loc: e.loc,
+            message: e.message,
+        }
+    }
 }
 
 impl From<crate::syntax::iptables::Error> for RulesetError {
@@ -83,10 +96,14 @@ pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
                 Err(e) => Err(e.into()),
             }
         }
-        Some(Format::NftText) | Some(Format::NftJson) => Err(RulesetError {
+        Some(Format::NftText) => {
+            let file = crate::syntax::nft::parse(text)?;
+            Ok(from_nft::convert(&file)?)
+        }
+        Some(Format::NftJson) => Err(RulesetError {
             loc: Loc { line: 1, col: 1 },
             message:
-                "nft rulesets are not read yet by this version of fwsim (iptables-save text is)"
+                "nft JSON rulesets are not read yet by this version of fwsim (nft text and iptables-save text are)"
                     .into(),
         }),
         None => Err(RulesetError {

@@ -8,5 +8,6 @@ pub mod endpoint;
 pub mod iptables;
 pub mod k8s;
 pub mod matrix;
+pub mod nft;
 pub mod scenario;
 pub mod yaml;
