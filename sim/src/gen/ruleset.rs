@@ -142,6 +142,12 @@ pub struct GenTableDef {
 pub struct GenRuleset {
     pub v6: bool,
     pub tables: Vec<GenTableDef>,
+    /// An nft-only `inet` table printed after the others by [`GenRuleset::to_nft`]: named
+    /// and anonymous sets, intervals, concatenations, verdict maps, `continue`, base chains
+    /// at their own priorities on the same hooks as the iptables-like tables, and nat
+    /// chains at priorities other than the NAT hook's. The iptables texts have no such
+    /// table (nor does fwsim see one when it reads them).
+    pub nft_extra: Option<String>,
 }
 
 /// One probe: a NEW packet from the sender.
@@ -566,7 +572,177 @@ pub fn generate(seed: u64) -> GenRuleset {
         }
         tables.push(GenTableDef { table, chains });
     }
-    GenRuleset { v6, tables }
+    let nft_extra = g.rng.random_bool(0.7).then(|| nft_extra(&mut g));
+    GenRuleset {
+        v6,
+        tables,
+        nft_extra,
+    }
+}
+
+/// The nft-only table (see [`GenRuleset::nft_extra`]).
+fn nft_extra(g: &mut Gen) -> String {
+    let rng = &mut g.rng;
+    let v6 = g.v6;
+    let ip = if v6 { "ip6" } else { "ip" };
+    let mut s = String::from("table inet extra {\n");
+    // Sets: addresses (intervals, auto-merged), services, a concatenation, a verdict map.
+    let addrs = |rng: &mut ChaCha8Rng, n: usize| -> Vec<String> {
+        let pool: Vec<&str> = if v6 {
+            SRC6.iter().chain(DST6_IN.iter()).chain(DST6_FWD.iter()).copied().collect()
+        } else {
+            SRC4.iter().chain(DST4_IN.iter()).chain(DST4_FWD.iter()).copied().collect()
+        };
+        (0..n).map(|_| cidr(rng, v6, &pool)).collect()
+    };
+    let n = rng.random_range(1..4);
+    let _ = writeln!(
+        s,
+        "\tset addrs {{\n\t\ttype {}\n\t\tflags interval\n\t\tauto-merge\n\t\telements = {{ {} }}\n\t}}",
+        if v6 { "ipv6_addr" } else { "ipv4_addr" },
+        addrs(rng, n).join(", ")
+    );
+    let n = rng.random_range(1..4);
+    let svc: Vec<String> = (0..n)
+        .map(|_| {
+            let (a, b) = port_range(rng);
+            ports(a, b, "-")
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "\tset svc {{\n\t\ttype inet_service\n\t\tflags interval\n\t\tauto-merge\n\t\telements = {{ {} }}\n\t}}",
+        svc.join(", ")
+    );
+    let n = rng.random_range(1..4);
+    let mut pairs: Vec<String> = (0..n)
+        .map(|_| {
+            let d = pick(rng, if v6 { &DST6_IN } else { &DST4_IN });
+            format!("{d} . {}", pick(rng, &PORTS))
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let _ = writeln!(
+        s,
+        "\tset dst_svc {{\n\t\ttype {} . inet_service\n\t\telements = {{ {} }}\n\t}}",
+        if v6 { "ipv6_addr" } else { "ipv4_addr" },
+        pairs.join(", ")
+    );
+    let verdicts = ["accept", "drop", "continue", "jump u1", "goto u2"];
+    let mut keys: Vec<u16> = (0..rng.random_range(1..5)).map(|_| pick(rng, &PORTS)).collect();
+    keys.sort();
+    keys.dedup();
+    let elems: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{k} : {}", pick(rng, &verdicts)))
+        .collect();
+    let _ = writeln!(
+        s,
+        "\tmap ports_vm {{\n\t\ttype inet_service : verdict\n\t\telements = {{ {} }}\n\t}}",
+        elems.join(", ")
+    );
+    // One rule of the extra table; `user` rules do not jump (u1 may goto u2 only).
+    let rule = |rng: &mut ChaCha8Rng, chain: &str, hook: &str| -> String {
+        let verdict = |rng: &mut ChaCha8Rng| -> &'static str {
+            match chain {
+                "u2" => pick(rng, &["accept", "drop", "continue", "return", "counter"]),
+                "u1" => pick(rng, &["accept", "drop", "continue", "return", "goto u2"]),
+                _ => pick(rng, &["accept", "drop", "continue", "counter", "jump u1", "goto u2"]),
+            }
+        };
+        let neg = if rng.random_bool(0.2) { "!= " } else { "" };
+        match rng.random_range(0..12) {
+            0 => format!("{ip} saddr {neg}@addrs {}", verdict(rng)),
+            1 => format!("{ip} daddr {neg}@addrs {}", verdict(rng)),
+            2 => format!("meta l4proto {{ tcp, udp }} th dport {neg}@svc {}", verdict(rng)),
+            3 => format!("{ip} daddr . tcp dport @dst_svc {}", verdict(rng)),
+            4 => "tcp dport vmap @ports_vm".to_string(),
+            5 => {
+                let a = pick(rng, &PORTS);
+                let b = pick(rng, &PORTS);
+                if a == b {
+                    format!("udp dport vmap {{ {a} : {} }}", pick(rng, &verdicts))
+                } else {
+                    format!(
+                        "udp dport vmap {{ {a} : {}, {b} : {} }}",
+                        pick(rng, &verdicts),
+                        pick(rng, &verdicts)
+                    )
+                }
+            }
+            6 => format!(
+                "meta l4proto . th dport {neg}{{ tcp . {}, udp . {} }} {}",
+                pick(rng, &PORTS),
+                pick(rng, &PORTS),
+                verdict(rng)
+            ),
+            7 => {
+                let a = addrs(rng, 2);
+                format!("{ip} saddr {neg}{{ {} }} {}", a.join(", "), verdict(rng))
+            }
+            8 => format!(
+                "meta mark set meta mark | {:#x}",
+                pick(rng, &[0x1u32, 0x10, 0x1_0000])
+            ),
+            9 => format!(
+                "meta mark & {:#x} {}{:#x} {}",
+                pick(rng, &[0x1u32, 0x10, 0x1_0000]),
+                if neg.is_empty() { "== " } else { "!= " },
+                pick(rng, &[0u32, 0x1, 0x10, 0x1_0000]),
+                verdict(rng)
+            ),
+            10 if hook != "prerouting" && hook != "input" || chain.starts_with('u') => {
+                format!("oifname {neg}\"dut1\" {}", verdict(rng))
+            }
+            10 => format!("iifname {neg}\"dut*\" {}", verdict(rng)),
+            _ => format!(
+                "ct state vmap {{ new : {}, established : accept, invalid : drop, untracked : accept }}",
+                pick(rng, &["accept", "drop", "continue"])
+            ),
+        }
+    };
+    // Base chains on the probes' hooks, at priorities no other chain has.
+    let mut prios = vec![-250, -160, -120, -95, -10, 10, 60, 120, 200];
+    let hooks = ["prerouting", "input", "forward", "postrouting"];
+    let nbase = rng.random_range(1..4);
+    for b in 0..nbase {
+        let hook = pick(rng, &hooks);
+        let prio = prios.remove(rng.random_range(0..prios.len()));
+        let policy = if rng.random_bool(0.1) { "drop" } else { "accept" };
+        let _ = writeln!(
+            s,
+            "\tchain base{b} {{\n\t\ttype filter hook {hook} priority {prio}; policy {policy};"
+        );
+        for _ in 0..rng.random_range(1..6) {
+            let r = rule(rng, "base", hook);
+            let _ = writeln!(s, "\t\t{r}");
+        }
+        s.push_str("\t}\n");
+    }
+    // A nat chain off the NAT hook's own priority: nat chains run inside the NAT hook
+    // (-100 in prerouting), ordered among themselves by their priorities.
+    if rng.random_bool(0.5) {
+        let prio = pick(rng, &[-90, -110, -100]);
+        let to = if v6 { "[fd00:200::2]" } else { "10.200.0.2" };
+        let fam = if v6 { "ip6" } else { "ip" };
+        let _ = writeln!(
+            s,
+            "\tchain nat0 {{\n\t\ttype nat hook prerouting priority {prio}; policy accept;\n\t\ttcp dport {} dnat {fam} to {to}:{}\n\t}}",
+            pick(rng, &PORTS),
+            pick(rng, &PORTS)
+        );
+    }
+    for u in ["u1", "u2"] {
+        let _ = writeln!(s, "\tchain {u} {{");
+        for _ in 0..rng.random_range(0..4) {
+            let r = rule(rng, u, "any");
+            let _ = writeln!(s, "\t\t{r}");
+        }
+        s.push_str("\t}\n");
+    }
+    s.push_str("}\n");
+    s
 }
 
 /// Probes for a ruleset: `n` NEW packets from the pools.
@@ -680,7 +856,10 @@ impl GenRuleset {
                         (GenTable::Raw, _) => ("filter", "raw"),
                         (GenTable::Mangle, "OUTPUT") => ("route", "mangle"),
                         (GenTable::Mangle, _) => ("filter", "mangle"),
-                        (GenTable::Nat, "PREROUTING" | "OUTPUT") => ("nat", "dstnat"),
+                        // nft 1.0.6 takes `dstnat`/`srcnat` only on prerouting/postrouting.
+                        (GenTable::Nat, "PREROUTING") => ("nat", "dstnat"),
+                        (GenTable::Nat, "OUTPUT") => ("nat", "-100"),
+                        (GenTable::Nat, "INPUT") => ("nat", "100"),
                         (GenTable::Nat, _) => ("nat", "srcnat"),
                         (GenTable::Filter, _) => ("filter", "filter"),
                     };
@@ -711,6 +890,9 @@ impl GenRuleset {
                 s.push_str("\t}\n");
             }
             s.push_str("}\n");
+        }
+        if let Some(extra) = &self.nft_extra {
+            s.push_str(extra);
         }
         s
     }
