@@ -111,10 +111,9 @@ pub fn packets_for(rs: &ir::Ruleset, seed: u64, count: usize) -> Vec<Packet> {
             }
         }
     }
-    let v6 = rs
-        .tables
-        .iter()
-        .any(|t| t.family == ir::Family::Ip6 && !rs.tables.iter().any(|u| u.family == ir::Family::Ip));
+    let v6 = rs.tables.iter().any(|t| {
+        t.family == ir::Family::Ip6 && !rs.tables.iter().any(|u| u.family == ir::Family::Ip)
+    });
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let addr = |rng: &mut ChaCha8Rng| -> IpAddr {
         let same_family: Vec<&IpAddr> = addrs.iter().filter(|a| a.is_ipv6() == v6).collect();
@@ -146,8 +145,16 @@ pub fn packets_for(rs: &ir::Ruleset, seed: u64, count: usize) -> Vec<Packet> {
             rng.random_bool(0.8)
                 .then(|| ifaces[rng.random_range(0..ifaces.len())].clone())
         };
-        let iif = if hook == Hook::Output { None } else { iface(&mut rng) };
-        let oif = if hook == Hook::Input { None } else { iface(&mut rng) };
+        let iif = if hook == Hook::Output {
+            None
+        } else {
+            iface(&mut rng)
+        };
+        let oif = if hook == Hook::Input {
+            None
+        } else {
+            iface(&mut rng)
+        };
         let ctstate = [
             CtState::New,
             CtState::Established,
@@ -188,7 +195,9 @@ pub fn iptables_save(data: &[u8]) -> Outcome {
     let printed = save.to_string();
     let again = match iptables::parse(&printed) {
         Ok(s) => s,
-        Err(e) => panic!("printed ruleset does not parse: {e}\n--- input\n{text}\n--- printed\n{printed}"),
+        Err(e) => {
+            panic!("printed ruleset does not parse: {e}\n--- input\n{text}\n--- printed\n{printed}")
+        }
     };
     assert_eq!(
         without_locations(&again),

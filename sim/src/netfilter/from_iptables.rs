@@ -83,7 +83,8 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
             });
         }
         for c in &t.chains {
-            if !chains.iter().any(|x| x.name == c.name) {
+            // Declared built-ins are already there (the parser refuses duplicates).
+            if !builtin_chains(&t.name).contains(&c.name.as_str()) {
                 chains.push(Chain {
                     name: c.name.clone(),
                     base: None,
@@ -91,7 +92,12 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
                 });
             }
         }
-        let index = |name: &str| chains.iter().position(|c| c.name == name);
+        let by_name: std::collections::HashMap<&str, usize> = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        let index = |name: &str| by_name.get(name).copied();
         let mut rules: Vec<(usize, Rule)> = Vec::new();
         for r in &t.rules {
             let chain = index(&r.chain).ok_or_else(|| err(r.loc, "undeclared chain"))?;
@@ -139,33 +145,42 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
 /// chain (ELOOP, `mark_source_chains`); a loop no base chain reaches loads. So do we, naming
 /// the rule that closes it.
 fn check_loops(chains: &[Chain]) -> Result<(), Error> {
-    // 0 unvisited, 1 on the current path, 2 done.
-    fn visit(chains: &[Chain], c: usize, state: &mut [u8]) -> Result<(), Error> {
-        state[c] = 1;
-        for r in &chains[c].rules {
+    // Depth-first, with an explicit stack (a chain of 100,000 nested jumps must not
+    // overflow the call stack). 0 unvisited, 1 on the current path, 2 done.
+    let mut state = vec![0u8; chains.len()];
+    for start in 0..chains.len() {
+        if state[start] != 0 || chains[start].base.is_none() {
+            continue;
+        }
+        // (chain, next rule to look at)
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        state[start] = 1;
+        while let Some(top) = stack.last_mut() {
+            let (c, i) = *top;
+            let Some(r) = chains[c].rules.get(i) else {
+                state[c] = 2;
+                stack.pop();
+                continue;
+            };
+            top.1 += 1;
             if let Action::Jump(to) | Action::Goto(to) = r.action {
                 match state[to] {
                     1 => {
                         return Err(err(
                             r.loc,
                             format!(
-                                "jump loop: chain {} leads back to {} (the kernel refuses loops)",
+                                "jump loop: chain {} leads back to {}: expected jumps that never return to a chain on the way (the kernel refuses loops)",
                                 chains[c].name, chains[to].name
                             ),
                         ))
                     }
-                    0 => visit(chains, to, state)?,
+                    0 => {
+                        state[to] = 1;
+                        stack.push((to, 0));
+                    }
                     _ => {}
                 }
             }
-        }
-        state[c] = 2;
-        Ok(())
-    }
-    let mut state = vec![0u8; chains.len()];
-    for c in 0..chains.len() {
-        if state[c] == 0 && chains[c].base.is_some() {
-            visit(chains, c, &mut state)?;
         }
     }
     Ok(())
@@ -174,7 +189,14 @@ fn check_loops(chains: &[Chain]) -> Result<(), Error> {
 fn one(o: &Opt) -> Result<&str, Error> {
     match o.values.as_slice() {
         [v] => Ok(v),
-        _ => Err(err(o.loc, format!("`{}` takes one value", o.name))),
+        v => Err(err(
+            o.loc,
+            format!(
+                "`{}` takes one value: expected one after it, found {}",
+                o.name,
+                v.len()
+            ),
+        )),
     }
 }
 
@@ -938,7 +960,7 @@ fn target(
             None => {
                 return Err(err(
                     loc,
-                    format!("-j {other}: no chain `{other}` in table {table}, and no such target"),
+                    format!("-j {other}: no chain `{other}` in table {table}, and no such target: expected a declared chain (`:{other} - [0:0]`) or a target such as ACCEPT, DROP, REJECT, RETURN"),
                 ))
             }
         },

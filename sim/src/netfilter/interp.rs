@@ -149,9 +149,13 @@ struct Run<'a> {
     choices: Vec<bool>,
     taken: usize,
     trace: Vec<Step>,
+    max_steps: usize,
 }
 
 const MAX_BRANCHES: usize = 64;
+/// Rule evaluations per packet before the walk gives up (inconclusive): loops are refused
+/// when loading, but nested jumps can still multiply. The bound is this or four times the
+/// ruleset's rules, whichever is larger, so that a 100,000-rule chain fits.
 const MAX_STEPS: usize = 100_000;
 
 /// Walk `packet` through `ruleset`.
@@ -159,6 +163,13 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
     // Enumerate statistic branches depth-first.
     let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
     let mut fates: Vec<(Fate, Vec<Step>, u32)> = Vec::new();
+    let rules: usize = ruleset
+        .tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .map(|c| c.rules.len())
+        .sum();
+    let max_steps = MAX_STEPS.max(rules.saturating_mul(4));
     while let Some(choices) = pending.pop() {
         if fates.len() >= MAX_BRANCHES {
             return Walk {
@@ -174,6 +185,7 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
             choices,
             taken: 0,
             trace: Vec::new(),
+            max_steps,
         };
         let (fate, mark) = run.go();
         // Every decision taken past the fixed prefix defaulted to false: queue its twin.
@@ -304,9 +316,10 @@ impl Run<'_> {
         let mut i = 0usize;
         loop {
             *steps += 1;
-            if *steps > MAX_STEPS {
+            if *steps > self.max_steps {
                 return Some(Fate::Inconclusive(format!(
-                    "more than {MAX_STEPS} rule evaluations (a loop?) in {tname}"
+                    "more than {} rule evaluations (a loop?) in {tname}",
+                    self.max_steps
                 )));
             }
             let c = &table.chains[chain];

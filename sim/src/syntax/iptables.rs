@@ -323,8 +323,14 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
         let one = |what: &str| -> Result<String, Error> {
             match values.as_slice() {
                 [v] => Ok(v.clone()),
-                [] => Err(err(w.loc, format!("`{name}` needs {what}"))),
-                _ => Err(err(w.loc, format!("`{name}` takes one value ({what})"))),
+                [] => Err(err(
+                    w.loc,
+                    format!("`{name}` needs {what}: expected it after `{name}`"),
+                )),
+                _ => Err(err(
+                    w.loc,
+                    format!("`{name}` takes one value ({what}): expected one, found {}", values.len()),
+                )),
             }
         };
         if let Some(core) = core_option(&name) {
@@ -460,6 +466,9 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
 pub fn parse(text: &str) -> Result<Save, Error> {
     let mut save = Save::default();
     let mut current: Option<Table> = None;
+    // The chains declared in the current table, for lookups in time independent of their
+    // number.
+    let mut declared: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut last_line = 0u32;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx as u32 + 1;
@@ -476,7 +485,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                 return Err(Error {
                     loc,
                     message: format!(
-                        "table `{}` (line {}) has no COMMIT before `*{name}`",
+                        "table `{}` (line {}) has no COMMIT before `*{name}`: expected `COMMIT` to end it",
                         t.name, t.loc.line
                     ),
                 });
@@ -497,6 +506,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                     message: format!("table `{name}` appears twice"),
                 });
             }
+            declared.clear();
             current = Some(Table {
                 name: name.to_string(),
                 chains: Vec::new(),
@@ -567,7 +577,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                     })
                 }
             };
-            if table.chains.iter().any(|c| c.name == name) {
+            if !declared.insert(name.to_string()) {
                 return Err(Error {
                     loc,
                     message: format!("chain `{name}` declared twice in table {}", table.name),
@@ -583,7 +593,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
         }
         let w = words(line, line_no)?;
         let rule = parse_rule(&w, line_no, line)?;
-        if !table.chains.iter().any(|c| c.name == rule.chain) {
+        if !declared.contains(&rule.chain) {
             let builtin = builtin_chains(&table.name).contains(&rule.chain.as_str());
             if !builtin {
                 return Err(Error {
@@ -602,21 +612,31 @@ pub fn parse(text: &str) -> Result<Save, Error> {
         table.rules.push(rule);
     }
     if let Some(t) = current {
-        return Err(Error {
-            loc: Loc {
+        // At the end of the text: after its last line, or at the end of an unterminated one.
+        let loc = match text.lines().last() {
+            Some(l) if !text.ends_with('\n') => Loc {
+                line: last_line,
+                col: l.chars().count() as u32 + 1,
+            },
+            _ => Loc {
                 line: last_line + 1,
                 col: 1,
             },
+        };
+        return Err(Error {
+            loc,
             message: format!(
-                "table `{}` (line {}) ends without COMMIT",
+                "table `{}` (line {}) ends without COMMIT: expected `COMMIT` after its last rule",
                 t.name, t.loc.line
             ),
         });
     }
     for t in &save.tables {
+        let names: std::collections::HashSet<&str> =
+            t.chains.iter().map(|c| c.name.as_str()).collect();
         for r in &t.rules {
             if let Some(Target::Goto { chain, loc }) = &r.target {
-                if !t.chains.iter().any(|c| &c.name == chain)
+                if !names.contains(chain.as_str())
                     || builtin_chains(&t.name).contains(&chain.as_str())
                 {
                     return Err(Error {
