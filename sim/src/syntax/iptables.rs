@@ -650,9 +650,18 @@ pub fn parse(text: &str) -> Result<Save, Error> {
     Ok(save)
 }
 
-/// Quote a value as iptables-save does: double quotes when it has spaces, quotes or is empty.
+/// Quote a value as iptables-save does: double quotes when it has spaces, quotes or is empty;
+/// also when unquoted it would read back as something else (an option, a `!`, counters).
 fn quote(v: &str) -> String {
+    let word = Word {
+        text: v.to_string(),
+        quoted: false,
+        loc: Loc::default(),
+    };
     if v.is_empty()
+        || is_option(&word)
+        || is_bang(&word)
+        || v.starts_with('[')
         || v.chars()
             .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
     {
@@ -683,22 +692,22 @@ impl fmt::Display for Rule {
         if let Some((p, b)) = self.counters {
             write!(f, "[{p}:{b}] ")?;
         }
-        write!(f, "-A {}", self.chain)?;
+        write!(f, "-A {}", quote(&self.chain))?;
         for o in &self.core {
             write_opt(f, o)?;
         }
         for m in &self.matches {
             // Implicit protocol modules are printed explicitly, as iptables-save does.
-            write!(f, " -m {}", m.name)?;
+            write!(f, " -m {}", quote(&m.name))?;
             for o in &m.options {
                 write_opt(f, o)?;
             }
         }
         match &self.target {
             None => {}
-            Some(Target::Goto { chain, .. }) => write!(f, " -g {chain}")?,
+            Some(Target::Goto { chain, .. }) => write!(f, " -g {}", quote(chain))?,
             Some(Target::Jump { name, options, .. }) => {
-                write!(f, " -j {name}")?;
+                write!(f, " -j {}", quote(name))?;
                 for o in options {
                     write_opt(f, o)?;
                 }
@@ -713,13 +722,13 @@ impl fmt::Display for Save {
         for t in &self.tables {
             writeln!(f, "*{}", t.name)?;
             for c in &t.chains {
-                let (p, b) = c.counters.unwrap_or((0, 0));
-                writeln!(
-                    f,
-                    ":{} {} [{p}:{b}]",
-                    c.name,
-                    c.policy.as_deref().unwrap_or("-")
-                )?;
+                write!(f, ":{} {}", c.name, c.policy.as_deref().unwrap_or("-"))?;
+                // Counters as written (iptables-save always writes them; a hand-written
+                // `:CHAIN -` has none, and keeps none).
+                match c.counters {
+                    Some((p, b)) => writeln!(f, " [{p}:{b}]")?,
+                    None => writeln!(f)?,
+                }
             }
             for r in &t.rules {
                 writeln!(f, "{r}")?;
@@ -768,6 +777,29 @@ mod tests {
         let printed = s.to_string();
         let again = parse(&printed).unwrap();
         assert_eq!(again.to_string(), printed);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/iptables_save/): what the printer wrote read back
+    /// as another tree.
+    #[test]
+    fn printed_text_reads_back_the_same() {
+        for text in [
+            // A chain declared without counters keeps none.
+            "*filter\n:x -\n:INPUT ACCEPT\nCOMMIT\n",
+            // Values that look like options, `!` or counters stay values.
+            "*filter\n:x - [0:0]\n-A x -m comment --comment \"-j\" -j LOG --log-prefix \"!\"\n-A x -m foo --bar \"[1:2]\" \"--baz\"\nCOMMIT\n",
+            // Names with spaces or quotes.
+            "*filter\n:x - [0:0]\n-A x -m \"a b\" -j \"c d\"\nCOMMIT\n",
+        ] {
+            let s = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let printed = s.to_string();
+            let again = parse(&printed).unwrap_or_else(|e| panic!("{printed}: {e}"));
+            assert_eq!(
+                crate::fuzzing::without_locations(&again),
+                crate::fuzzing::without_locations(&s),
+                "{printed}"
+            );
+        }
     }
 
     #[test]
