@@ -139,7 +139,12 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let e = shape.endpoints.max(1);
     // Endpoint k: interface cali<hex>, address 10.244.(k / 250).(k % 250 + 2).
-    let iface = |k: usize| format!("cali{:011x}", (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20);
+    let iface = |k: usize| {
+        format!(
+            "cali{:011x}",
+            (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20
+        )
+    };
     let addr = |k: usize| 0x0af4_0000u32 | (((k / 250) as u32) << 8) | (k % 250 + 2) as u32;
     let policies: Vec<Vec<PolicyRule>> = (0..shape.policies.max(1))
         .map(|_| {
@@ -186,7 +191,9 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
         let _ = writeln!(t, ":{c} - [0:0]");
     }
     let prefixes: Vec<char> = {
-        let mut p: Vec<char> = (0..e).map(|k| iface(k).chars().nth(4).unwrap_or('0')).collect();
+        let mut p: Vec<char> = (0..e)
+            .map(|k| iface(k).chars().nth(4).unwrap_or('0'))
+            .collect();
         p.sort();
         p.dedup();
         p
@@ -203,30 +210,66 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
         let _ = writeln!(t, ":cali-pi-_pol{p} - [0:0]");
         let _ = writeln!(t, ":cali-po-_pol{p} - [0:0]");
     }
-    rule(&mut t, "-A INPUT -m comment --comment \"cali:Cz_u1IQiXIMmKD4c\" -j cali-INPUT".into());
-    rule(&mut t, "-A FORWARD -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD".into());
+    rule(
+        &mut t,
+        "-A INPUT -m comment --comment \"cali:Cz_u1IQiXIMmKD4c\" -j cali-INPUT".into(),
+    );
+    rule(
+        &mut t,
+        "-A FORWARD -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD".into(),
+    );
     rule(&mut t, "-A cali-INPUT -i cali+ -g cali-wl-to-host".into());
-    rule(&mut t, "-A cali-INPUT -j MARK --set-xmark 0x0/0xf0000".into());
+    rule(
+        &mut t,
+        "-A cali-INPUT -j MARK --set-xmark 0x0/0xf0000".into(),
+    );
     rule(&mut t, "-A cali-INPUT -j cali-from-host-endpoint".into());
-    rule(&mut t, "-A cali-INPUT -m mark --mark 0x10000/0x10000 -j ACCEPT".into());
+    rule(
+        &mut t,
+        "-A cali-INPUT -m mark --mark 0x10000/0x10000 -j ACCEPT".into(),
+    );
     rule(&mut t, "-A cali-wl-to-host -j cali-from-wl-dispatch".into());
     rule(&mut t, "-A cali-wl-to-host -m comment --comment \"Configured DefaultEndpointToHostAction\" -j ACCEPT".into());
-    rule(&mut t, "-A cali-FORWARD -j MARK --set-xmark 0x0/0xe0000".into());
-    rule(&mut t, "-A cali-FORWARD -m mark --mark 0x0/0x10000 -j cali-from-hep-forward".into());
-    rule(&mut t, "-A cali-FORWARD -i cali+ -j cali-from-wl-dispatch".into());
-    rule(&mut t, "-A cali-FORWARD -o cali+ -j cali-to-wl-dispatch".into());
+    rule(
+        &mut t,
+        "-A cali-FORWARD -j MARK --set-xmark 0x0/0xe0000".into(),
+    );
+    rule(
+        &mut t,
+        "-A cali-FORWARD -m mark --mark 0x0/0x10000 -j cali-from-hep-forward".into(),
+    );
+    rule(
+        &mut t,
+        "-A cali-FORWARD -i cali+ -j cali-from-wl-dispatch".into(),
+    );
+    rule(
+        &mut t,
+        "-A cali-FORWARD -o cali+ -j cali-to-wl-dispatch".into(),
+    );
     rule(&mut t, "-A cali-FORWARD -j cali-to-hep-forward".into());
-    rule(&mut t, "-A cali-FORWARD -m mark --mark 0x10000/0x10000 -j ACCEPT".into());
+    rule(
+        &mut t,
+        "-A cali-FORWARD -m mark --mark 0x10000/0x10000 -j ACCEPT".into(),
+    );
     for (dir, short) in [("from", "fw"), ("to", "tw")] {
         let io = if dir == "from" { "-i" } else { "-o" };
         for p in &prefixes {
-            rule(&mut t, format!("-A cali-{dir}-wl-dispatch {io} cali{p}+ -g cali-{dir}-wl-dispatch-{p}"));
+            rule(
+                &mut t,
+                format!("-A cali-{dir}-wl-dispatch {io} cali{p}+ -g cali-{dir}-wl-dispatch-{p}"),
+            );
         }
-        rule(&mut t, format!("-A cali-{dir}-wl-dispatch -m comment --comment \"Unknown interface\" -j DROP"));
+        rule(
+            &mut t,
+            format!("-A cali-{dir}-wl-dispatch -m comment --comment \"Unknown interface\" -j DROP"),
+        );
         for k in 0..e {
             let name = iface(k);
             let p = name.chars().nth(4).unwrap_or('0');
-            rule(&mut t, format!("-A cali-{dir}-wl-dispatch-{p} {io} {name} -g cali-{short}-{name}"));
+            rule(
+                &mut t,
+                format!("-A cali-{dir}-wl-dispatch-{p} {io} {name} -g cali-{short}-{name}"),
+            );
         }
         for p in &prefixes {
             rule(&mut t, format!("-A cali-{dir}-wl-dispatch-{p} -m comment --comment \"Unknown interface\" -j DROP"));
@@ -236,16 +279,28 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
         let name = iface(k);
         for (short, pols, kind) in [("fw", &egress[k], "po"), ("tw", &ingress[k], "pi")] {
             let c = format!("cali-{short}-{name}");
-            rule(&mut t, format!("-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"));
-            rule(&mut t, format!("-A {c} -m conntrack --ctstate INVALID -j DROP"));
+            rule(
+                &mut t,
+                format!("-A {c} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+            );
+            rule(
+                &mut t,
+                format!("-A {c} -m conntrack --ctstate INVALID -j DROP"),
+            );
             rule(&mut t, format!("-A {c} -j MARK --set-xmark 0x0/0x10000"));
             rule(&mut t, format!("-A {c} -m comment --comment \"Start of policies\" -j MARK --set-xmark 0x0/0x20000"));
             for &p in pols.iter() {
-                rule(&mut t, format!("-A {c} -m mark --mark 0x0/0x20000 -j cali-{kind}-_pol{p}"));
+                rule(
+                    &mut t,
+                    format!("-A {c} -m mark --mark 0x0/0x20000 -j cali-{kind}-_pol{p}"),
+                );
                 rule(&mut t, format!("-A {c} -m comment --comment \"Return if policy accepted\" -m mark --mark 0x10000/0x10000 -j RETURN"));
             }
             rule(&mut t, format!("-A {c} -m comment --comment \"Drop if no policies passed packet\" -m mark --mark 0x0/0x20000 -j DROP"));
-            rule(&mut t, format!("-A {c} -m comment --comment \"Drop if no profiles matched\" -j DROP"));
+            rule(
+                &mut t,
+                format!("-A {c} -m comment --comment \"Drop if no profiles matched\" -j DROP"),
+            );
         }
     }
     for (p, pol) in policies.iter().enumerate() {
@@ -261,7 +316,10 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
                         r.prefix
                     ),
                 );
-                rule(&mut t, format!("-A {c} -m mark --mark 0x10000/0x10000 -j RETURN"));
+                rule(
+                    &mut t,
+                    format!("-A {c} -m mark --mark 0x10000/0x10000 -j RETURN"),
+                );
             }
         }
     }
@@ -271,8 +329,11 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
     // destination), then the destination's ingress policies the source. Established packets
     // are accepted by the first endpoint chain.
     let allows = |pols: &[usize], peer: u32, port: u16| {
-        pols.iter()
-            .any(|&p| policies[p].iter().any(|r| r.port == port && in_net(peer, r)))
+        pols.iter().any(|&p| {
+            policies[p]
+                .iter()
+                .any(|r| r.port == port && in_net(peer, r))
+        })
     };
     let mut out = Vec::with_capacity(packets);
     for _ in 0..packets {
@@ -282,7 +343,12 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
         let established = rng.random_bool(0.2);
         let to_host = rng.random_bool(0.1);
         let (src, dst) = (addr(s), addr(d));
-        let mut p = tcp(Ipv4Addr::from(src), Ipv4Addr::from(dst), port, Hook::Forward);
+        let mut p = tcp(
+            Ipv4Addr::from(src),
+            Ipv4Addr::from(dst),
+            port,
+            Hook::Forward,
+        );
         p.iif = Some(iface(s));
         p.oif = Some(iface(d));
         if established {
@@ -297,9 +363,7 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
             } else {
                 Expected::Drop
             }
-        } else if established
-            || (allows(&egress[s], dst, port) && allows(&ingress[d], src, port))
-        {
+        } else if established || (allows(&egress[s], dst, port) && allows(&ingress[d], src, port)) {
             Expected::Accept
         } else {
             Expected::Drop
@@ -321,7 +385,12 @@ mod tests {
 
     fn check(g: &Generated) -> (usize, usize) {
         let rs = read_ruleset(&g.text).unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
-        let n: usize = rs.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum();
+        let n: usize = rs
+            .tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum();
         assert_eq!(n, g.rules);
         let (mut acc, mut drop) = (0, 0);
         for (p, want) in &g.packets {

@@ -1019,6 +1019,28 @@ mod tests {
         assert!(ir("*filter\n:a - [0:0]\n:b - [0:0]\n-A a -j b\n-A b -g a\nCOMMIT\n").is_ok());
     }
 
+    /// The loop check walks with its own stack: 100,000 nested jumps (far more than a
+    /// recursive walk fits in a test thread's 2 MB stack) load, and a loop closed at the
+    /// bottom is found.
+    #[test]
+    fn deep_jump_chains_do_not_overflow_the_stack() {
+        use std::fmt::Write as _;
+        let depth = 100_000;
+        let mut t = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+        for c in 0..depth {
+            let _ = writeln!(t, ":c{c} - [0:0]");
+        }
+        t.push_str("-A INPUT -j c0\n");
+        for c in 0..depth - 1 {
+            let _ = writeln!(t, "-A c{c} -j c{}", c + 1);
+        }
+        let ok = format!("{t}COMMIT\n");
+        assert!(ir(&ok).is_ok());
+        let looped = format!("{t}-A c{} -j c0\nCOMMIT\n", depth - 1);
+        let e = ir(&looped).unwrap_err();
+        assert!(e.message.contains("jump loop"), "{e}");
+    }
+
     #[test]
     fn jump_loops_are_refused() {
         let e =

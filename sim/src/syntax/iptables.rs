@@ -329,7 +329,10 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
                 )),
                 _ => Err(err(
                     w.loc,
-                    format!("`{name}` takes one value ({what}): expected one, found {}", values.len()),
+                    format!(
+                        "`{name}` takes one value ({what}): expected one, found {}",
+                        values.len()
+                    ),
                 )),
             }
         };
