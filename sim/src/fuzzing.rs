@@ -279,5 +279,8 @@ pub fn scenario_yaml(data: &[u8]) -> Outcome {
     if found.docs.is_empty() && outcome == Outcome::Accepted {
         outcome = Outcome::Refused;
     }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     outcome
 }
