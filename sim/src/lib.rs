@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod diag;
+pub mod fuzzing;
 pub mod gen;
 pub mod kernel;
 pub mod netfilter;

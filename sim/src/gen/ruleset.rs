@@ -589,9 +589,17 @@ fn nft_extra(g: &mut Gen) -> String {
     // Sets: addresses (intervals, auto-merged), services, a concatenation, a verdict map.
     let addrs = |rng: &mut ChaCha8Rng, n: usize| -> Vec<String> {
         let pool: Vec<&str> = if v6 {
-            SRC6.iter().chain(DST6_IN.iter()).chain(DST6_FWD.iter()).copied().collect()
+            SRC6.iter()
+                .chain(DST6_IN.iter())
+                .chain(DST6_FWD.iter())
+                .copied()
+                .collect()
         } else {
-            SRC4.iter().chain(DST4_IN.iter()).chain(DST4_FWD.iter()).copied().collect()
+            SRC4.iter()
+                .chain(DST4_IN.iter())
+                .chain(DST4_FWD.iter())
+                .copied()
+                .collect()
         };
         (0..n).map(|_| cidr(rng, v6, &pool)).collect()
     };
@@ -630,7 +638,9 @@ fn nft_extra(g: &mut Gen) -> String {
         pairs.join(", ")
     );
     let verdicts = ["accept", "drop", "continue", "jump u1", "goto u2"];
-    let mut keys: Vec<u16> = (0..rng.random_range(1..5)).map(|_| pick(rng, &PORTS)).collect();
+    let mut keys: Vec<u16> = (0..rng.random_range(1..5))
+        .map(|_| pick(rng, &PORTS))
+        .collect();
     keys.sort();
     keys.dedup();
     let elems: Vec<String> = keys
@@ -648,7 +658,12 @@ fn nft_extra(g: &mut Gen) -> String {
             match chain {
                 "u2" => pick(rng, &["accept", "drop", "continue", "return", "counter"]),
                 "u1" => pick(rng, &["accept", "drop", "continue", "return", "goto u2"]),
-                _ => pick(rng, &["accept", "drop", "continue", "counter", "jump u1", "goto u2"]),
+                _ => pick(
+                    rng,
+                    &[
+                        "accept", "drop", "continue", "counter", "jump u1", "goto u2",
+                    ],
+                ),
             }
         };
         let neg = if rng.random_bool(0.2) { "!= " } else { "" };
@@ -709,7 +724,11 @@ fn nft_extra(g: &mut Gen) -> String {
     for b in 0..nbase {
         let hook = pick(rng, &hooks);
         let prio = prios.remove(rng.random_range(0..prios.len()));
-        let policy = if rng.random_bool(0.1) { "drop" } else { "accept" };
+        let policy = if rng.random_bool(0.1) {
+            "drop"
+        } else {
+            "accept"
+        };
         let _ = writeln!(
             s,
             "\tchain base{b} {{\n\t\ttype filter hook {hook} priority {prio}; policy {policy};"

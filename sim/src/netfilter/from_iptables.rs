@@ -83,7 +83,8 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
             });
         }
         for c in &t.chains {
-            if !chains.iter().any(|x| x.name == c.name) {
+            // Declared built-ins are already there (the parser refuses duplicates).
+            if !builtin_chains(&t.name).contains(&c.name.as_str()) {
                 chains.push(Chain {
                     name: c.name.clone(),
                     base: None,
@@ -91,7 +92,12 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
                 });
             }
         }
-        let index = |name: &str| chains.iter().position(|c| c.name == name);
+        let by_name: std::collections::HashMap<&str, usize> = chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_str(), i))
+            .collect();
+        let index = |name: &str| by_name.get(name).copied();
         let mut rules: Vec<(usize, Rule)> = Vec::new();
         for r in &t.rules {
             let chain = index(&r.chain).ok_or_else(|| err(r.loc, "undeclared chain"))?;
@@ -124,7 +130,7 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
         for (chain, rule) in rules {
             chains[chain].rules.push(rule);
         }
-        check_loops(&chains)?;
+        check_loops(&chains, &[])?;
         out.tables.push(Table {
             family,
             name: t.name.clone(),
@@ -139,54 +145,76 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
 /// The kernel refuses a ruleset whose jumps and gotos form a loop reachable from a base
 /// chain (ELOOP, `mark_source_chains`); a loop no base chain reaches loads. So do we, naming
 /// the rule that closes it.
-pub(crate) fn check_loops(chains: &[Chain]) -> Result<(), Error> {
-    // 0 unvisited, 1 on the current path, 2 done.
-    fn visit(chains: &[Chain], c: usize, state: &mut [u8]) -> Result<(), Error> {
-        state[c] = 1;
-        for r in &chains[c].rules {
-            let mut targets: Vec<usize> = Vec::new();
-            collect_targets(&r.action, &mut targets);
-            for to in targets {
-                match state[to] {
-                    1 => {
-                        return Err(err(
-                            r.loc,
-                            format!(
-                                "jump loop: chain {} leads back to {} (the kernel refuses loops)",
-                                chains[c].name, chains[to].name
-                            ),
-                        ))
-                    }
-                    0 => visit(chains, to, state)?,
-                    _ => {}
+/// `sets` are the table's named sets: verdict maps among them are followed too (nft).
+pub(crate) fn check_loops(chains: &[Chain], sets: &[Set]) -> Result<(), Error> {
+    /// Chains an action may jump or go to (vmap data included).
+    fn collect_targets(a: &Action, sets: &[Set], out: &mut Vec<usize>) {
+        let verdicts = |set: &Set, out: &mut Vec<usize>| {
+            for e in &set.elements {
+                if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
+                    out.push(to);
                 }
             }
-        }
-        state[c] = 2;
-        Ok(())
-    }
-    /// Chains an action may jump or go to (vmap data included).
-    fn collect_targets(a: &Action, out: &mut Vec<usize>) {
+        };
         match a {
             Action::Jump(to) | Action::Goto(to) => out.push(*to),
-            Action::Seq(v) => v.iter().for_each(|a| collect_targets(a, out)),
+            Action::Seq(v) => v.iter().for_each(|a| collect_targets(a, sets, out)),
             Action::Vmap {
                 map: SetRef::Anon(set),
                 ..
+            } => verdicts(set, out),
+            Action::Vmap {
+                map: SetRef::Named(i),
+                ..
             } => {
-                for e in &set.elements {
-                    if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
-                        out.push(to);
-                    }
+                if let Some(set) = sets.get(*i) {
+                    verdicts(set, out)
                 }
             }
             _ => {}
         }
     }
+    // Depth-first, with an explicit stack (a chain of 100,000 nested jumps must not
+    // overflow the call stack). 0 unvisited, 1 on the current path, 2 done.
     let mut state = vec![0u8; chains.len()];
-    for c in 0..chains.len() {
-        if state[c] == 0 && chains[c].base.is_some() {
-            visit(chains, c, &mut state)?;
+    let mut targets: Vec<usize> = Vec::new();
+    for start in 0..chains.len() {
+        if state[start] != 0 || chains[start].base.is_none() {
+            continue;
+        }
+        // (chain, next rule to look at, next target of that rule)
+        let mut stack: Vec<(usize, usize, usize)> = vec![(start, 0, 0)];
+        state[start] = 1;
+        while let Some(top) = stack.last_mut() {
+            let (c, i, k) = *top;
+            let Some(r) = chains[c].rules.get(i) else {
+                state[c] = 2;
+                stack.pop();
+                continue;
+            };
+            targets.clear();
+            collect_targets(&r.action, sets, &mut targets);
+            let Some(&to) = targets.get(k) else {
+                *top = (c, i + 1, 0);
+                continue;
+            };
+            top.2 += 1;
+            match state[to] {
+                1 => {
+                    return Err(err(
+                        r.loc,
+                        format!(
+                            "jump loop: chain {} leads back to {}: expected jumps that never return to a chain on the way (the kernel refuses loops)",
+                            chains[c].name, chains[to].name
+                        ),
+                    ))
+                }
+                0 => {
+                    state[to] = 1;
+                    stack.push((to, 0, 0));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())
@@ -195,7 +223,14 @@ pub(crate) fn check_loops(chains: &[Chain]) -> Result<(), Error> {
 fn one(o: &Opt) -> Result<&str, Error> {
     match o.values.as_slice() {
         [v] => Ok(v),
-        _ => Err(err(o.loc, format!("`{}` takes one value", o.name))),
+        v => Err(err(
+            o.loc,
+            format!(
+                "`{}` takes one value: expected one after it, found {}",
+                o.name,
+                v.len()
+            ),
+        )),
     }
 }
 
@@ -959,7 +994,7 @@ fn target(
             None => {
                 return Err(err(
                     loc,
-                    format!("-j {other}: no chain `{other}` in table {table}, and no such target"),
+                    format!("-j {other}: no chain `{other}` in table {table}, and no such target: expected a declared chain (`:{other} - [0:0]`) or a target such as ACCEPT, DROP, REJECT, RETURN"),
                 ))
             }
         },
@@ -1016,6 +1051,28 @@ mod tests {
     #[test]
     fn unreachable_loops_load() {
         assert!(ir("*filter\n:a - [0:0]\n:b - [0:0]\n-A a -j b\n-A b -g a\nCOMMIT\n").is_ok());
+    }
+
+    /// The loop check walks with its own stack: 100,000 nested jumps (far more than a
+    /// recursive walk fits in a test thread's 2 MB stack) load, and a loop closed at the
+    /// bottom is found.
+    #[test]
+    fn deep_jump_chains_do_not_overflow_the_stack() {
+        use std::fmt::Write as _;
+        let depth = 100_000;
+        let mut t = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+        for c in 0..depth {
+            let _ = writeln!(t, ":c{c} - [0:0]");
+        }
+        t.push_str("-A INPUT -j c0\n");
+        for c in 0..depth - 1 {
+            let _ = writeln!(t, "-A c{c} -j c{}", c + 1);
+        }
+        let ok = format!("{t}COMMIT\n");
+        assert!(ir(&ok).is_ok());
+        let looped = format!("{t}-A c{} -j c0\nCOMMIT\n", depth - 1);
+        let e = ir(&looped).unwrap_err();
+        assert!(e.message.contains("jump loop"), "{e}");
     }
 
     #[test]

@@ -486,7 +486,7 @@ fn convert_table(conv: &Conv, t: &TableAcc) -> Result<Table, Error> {
             rules,
         });
     }
-    super::from_iptables::check_loops(&chains).map_err(|e| err(e.loc, e.message))?;
+    super::from_iptables::check_loops(&chains, &sets).map_err(|e| err(e.loc, e.message))?;
     Ok(Table {
         family: t.family,
         name: t.name.clone(),
@@ -1795,6 +1795,12 @@ mod tests {
         assert!(e.message.contains("unknown priority name `bogus`"), "{e}");
         let e = ir("table ip t { chain a { jump b }\n chain b { jump a }\n chain c { type filter hook input priority 0; jump a } }\n").unwrap_err();
         assert!(e.message.contains("jump loop"), "{e}");
+        // Through a named verdict map, as the kernel sees it (ELOOP; found by kernel-check).
+        let e = ir("table ip t {\n map vm { type inet_service : verdict; elements = { 22 : jump u } }\n chain u {\n tcp dport vmap @vm\n }\n chain c { type filter hook input priority 0; jump u } }\n").unwrap_err();
+        assert!(e.message.contains("jump loop"), "{e}");
+        assert_eq!(e.loc.line, 4);
+        // Two targets of one vmap that are siblings, not a loop.
+        ir("table ip t {\n chain a { jump b }\n chain b { accept }\n chain c { type filter hook input priority 0; tcp dport vmap { 22 : jump a, 23 : jump b } } }\n").unwrap();
     }
 
     #[test]

@@ -156,9 +156,13 @@ struct Run<'a> {
     choices: Vec<bool>,
     taken: usize,
     trace: Vec<Step>,
+    max_steps: usize,
 }
 
 const MAX_BRANCHES: usize = 64;
+/// Rule evaluations per packet before the walk gives up (inconclusive): loops are refused
+/// when loading, but nested jumps can still multiply. The bound is this or four times the
+/// ruleset's rules, whichever is larger, so that a 100,000-rule chain fits.
 const MAX_STEPS: usize = 100_000;
 
 /// What the simulator knows of the host besides its ruleset: its own addresses and its
@@ -193,6 +197,13 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
     // Enumerate statistic branches depth-first.
     let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
     let mut fates: Vec<(Fate, Vec<Step>, u32, PacketHook)> = Vec::new();
+    let rules: usize = ruleset
+        .tables
+        .iter()
+        .flat_map(|t| &t.chains)
+        .map(|c| c.rules.len())
+        .sum();
+    let max_steps = MAX_STEPS.max(rules.saturating_mul(4));
     while let Some(choices) = pending.pop() {
         if fates.len() >= MAX_BRANCHES {
             return Walk {
@@ -211,6 +222,7 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
             choices,
             taken: 0,
             trace: Vec::new(),
+            max_steps,
         };
         let (fate, mark) = run.go();
         // Every decision taken past the fixed prefix defaulted to false: queue its twin.
@@ -362,9 +374,10 @@ impl<'a> Run<'a> {
         let mut i = 0usize;
         loop {
             *steps += 1;
-            if *steps > MAX_STEPS {
+            if *steps > self.max_steps {
                 return Some(Fate::Inconclusive(format!(
-                    "more than {MAX_STEPS} rule evaluations (a loop?) in {tname}"
+                    "more than {} rule evaluations (a loop?) in {tname}",
+                    self.max_steps
                 )));
             }
             let c = &table.chains[chain];

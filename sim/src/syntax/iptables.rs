@@ -323,8 +323,17 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
         let one = |what: &str| -> Result<String, Error> {
             match values.as_slice() {
                 [v] => Ok(v.clone()),
-                [] => Err(err(w.loc, format!("`{name}` needs {what}"))),
-                _ => Err(err(w.loc, format!("`{name}` takes one value ({what})"))),
+                [] => Err(err(
+                    w.loc,
+                    format!("`{name}` needs {what}: expected it after `{name}`"),
+                )),
+                _ => Err(err(
+                    w.loc,
+                    format!(
+                        "`{name}` takes one value ({what}): expected one, found {}",
+                        values.len()
+                    ),
+                )),
             }
         };
         if let Some(core) = core_option(&name) {
@@ -460,6 +469,9 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
 pub fn parse(text: &str) -> Result<Save, Error> {
     let mut save = Save::default();
     let mut current: Option<Table> = None;
+    // The chains declared in the current table, for lookups in time independent of their
+    // number.
+    let mut declared: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut last_line = 0u32;
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx as u32 + 1;
@@ -476,7 +488,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                 return Err(Error {
                     loc,
                     message: format!(
-                        "table `{}` (line {}) has no COMMIT before `*{name}`",
+                        "table `{}` (line {}) has no COMMIT before `*{name}`: expected `COMMIT` to end it",
                         t.name, t.loc.line
                     ),
                 });
@@ -497,6 +509,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                     message: format!("table `{name}` appears twice"),
                 });
             }
+            declared.clear();
             current = Some(Table {
                 name: name.to_string(),
                 chains: Vec::new(),
@@ -567,7 +580,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
                     })
                 }
             };
-            if table.chains.iter().any(|c| c.name == name) {
+            if !declared.insert(name.to_string()) {
                 return Err(Error {
                     loc,
                     message: format!("chain `{name}` declared twice in table {}", table.name),
@@ -583,7 +596,7 @@ pub fn parse(text: &str) -> Result<Save, Error> {
         }
         let w = words(line, line_no)?;
         let rule = parse_rule(&w, line_no, line)?;
-        if !table.chains.iter().any(|c| c.name == rule.chain) {
+        if !declared.contains(&rule.chain) {
             let builtin = builtin_chains(&table.name).contains(&rule.chain.as_str());
             if !builtin {
                 return Err(Error {
@@ -602,21 +615,31 @@ pub fn parse(text: &str) -> Result<Save, Error> {
         table.rules.push(rule);
     }
     if let Some(t) = current {
-        return Err(Error {
-            loc: Loc {
+        // At the end of the text: after its last line, or at the end of an unterminated one.
+        let loc = match text.lines().last() {
+            Some(l) if !text.ends_with('\n') => Loc {
+                line: last_line,
+                col: l.chars().count() as u32 + 1,
+            },
+            _ => Loc {
                 line: last_line + 1,
                 col: 1,
             },
+        };
+        return Err(Error {
+            loc,
             message: format!(
-                "table `{}` (line {}) ends without COMMIT",
+                "table `{}` (line {}) ends without COMMIT: expected `COMMIT` after its last rule",
                 t.name, t.loc.line
             ),
         });
     }
     for t in &save.tables {
+        let names: std::collections::HashSet<&str> =
+            t.chains.iter().map(|c| c.name.as_str()).collect();
         for r in &t.rules {
             if let Some(Target::Goto { chain, loc }) = &r.target {
-                if !t.chains.iter().any(|c| &c.name == chain)
+                if !names.contains(chain.as_str())
                     || builtin_chains(&t.name).contains(&chain.as_str())
                 {
                     return Err(Error {
@@ -630,9 +653,18 @@ pub fn parse(text: &str) -> Result<Save, Error> {
     Ok(save)
 }
 
-/// Quote a value as iptables-save does: double quotes when it has spaces, quotes or is empty.
+/// Quote a value as iptables-save does: double quotes when it has spaces, quotes or is empty;
+/// also when unquoted it would read back as something else (an option, a `!`, counters).
 fn quote(v: &str) -> String {
+    let word = Word {
+        text: v.to_string(),
+        quoted: false,
+        loc: Loc::default(),
+    };
     if v.is_empty()
+        || is_option(&word)
+        || is_bang(&word)
+        || v.starts_with('[')
         || v.chars()
             .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
     {
@@ -663,22 +695,22 @@ impl fmt::Display for Rule {
         if let Some((p, b)) = self.counters {
             write!(f, "[{p}:{b}] ")?;
         }
-        write!(f, "-A {}", self.chain)?;
+        write!(f, "-A {}", quote(&self.chain))?;
         for o in &self.core {
             write_opt(f, o)?;
         }
         for m in &self.matches {
             // Implicit protocol modules are printed explicitly, as iptables-save does.
-            write!(f, " -m {}", m.name)?;
+            write!(f, " -m {}", quote(&m.name))?;
             for o in &m.options {
                 write_opt(f, o)?;
             }
         }
         match &self.target {
             None => {}
-            Some(Target::Goto { chain, .. }) => write!(f, " -g {chain}")?,
+            Some(Target::Goto { chain, .. }) => write!(f, " -g {}", quote(chain))?,
             Some(Target::Jump { name, options, .. }) => {
-                write!(f, " -j {name}")?;
+                write!(f, " -j {}", quote(name))?;
                 for o in options {
                     write_opt(f, o)?;
                 }
@@ -693,13 +725,13 @@ impl fmt::Display for Save {
         for t in &self.tables {
             writeln!(f, "*{}", t.name)?;
             for c in &t.chains {
-                let (p, b) = c.counters.unwrap_or((0, 0));
-                writeln!(
-                    f,
-                    ":{} {} [{p}:{b}]",
-                    c.name,
-                    c.policy.as_deref().unwrap_or("-")
-                )?;
+                write!(f, ":{} {}", c.name, c.policy.as_deref().unwrap_or("-"))?;
+                // Counters as written (iptables-save always writes them; a hand-written
+                // `:CHAIN -` has none, and keeps none).
+                match c.counters {
+                    Some((p, b)) => writeln!(f, " [{p}:{b}]")?,
+                    None => writeln!(f)?,
+                }
             }
             for r in &t.rules {
                 writeln!(f, "{r}")?;
@@ -748,6 +780,29 @@ mod tests {
         let printed = s.to_string();
         let again = parse(&printed).unwrap();
         assert_eq!(again.to_string(), printed);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/iptables_save/): what the printer wrote read back
+    /// as another tree.
+    #[test]
+    fn printed_text_reads_back_the_same() {
+        for text in [
+            // A chain declared without counters keeps none.
+            "*filter\n:x -\n:INPUT ACCEPT\nCOMMIT\n",
+            // Values that look like options, `!` or counters stay values.
+            "*filter\n:x - [0:0]\n-A x -m comment --comment \"-j\" -j LOG --log-prefix \"!\"\n-A x -m foo --bar \"[1:2]\" \"--baz\"\nCOMMIT\n",
+            // Names with spaces or quotes.
+            "*filter\n:x - [0:0]\n-A x -m \"a b\" -j \"c d\"\nCOMMIT\n",
+        ] {
+            let s = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let printed = s.to_string();
+            let again = parse(&printed).unwrap_or_else(|e| panic!("{printed}: {e}"));
+            assert_eq!(
+                crate::fuzzing::without_locations(&again),
+                crate::fuzzing::without_locations(&s),
+                "{printed}"
+            );
+        }
     }
 
     #[test]

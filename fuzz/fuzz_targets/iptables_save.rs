@@ -1,0 +1,5 @@
+//! iptables-save text: parse, print round trip, IR conversion, packet walks.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fwsim::fuzzing::iptables_save(data);
+});

@@ -1,0 +1,286 @@
+//! Fuzz oracles: one function per input kind, taking arbitrary bytes. The cargo-fuzz
+//! targets in `fuzz/`, the corpus replay test (`sim/tests/fuzz_corpus.rs`) and, later,
+//! `fwsim fuzz` all call these, so a crash found by one replays in the others.
+//!
+//! Contract: an oracle returns what happened to the input ([`Outcome`]) and panics only when
+//! fwsim broke one of its own promises on it:
+//! - [`iptables_save`]: parsing never panics; a parsed ruleset prints to text that parses to
+//!   the same syntax tree (locations and the implicit/explicit flag of protocol modules
+//!   aside, as the printer always writes `-m tcp`) and prints identically again; converting
+//!   it to the IR never panics; walking packets derived from the input through the IR never
+//!   panics and gives the same walk twice.
+//! - [`scenario_yaml`]: reading, loading and evaluating a scenario file never panics.
+//!
+//! Deterministic: the packets walked are drawn from a ChaCha8 generator seeded with the
+//! FNV-1a hash of the input, so the same bytes always exercise the same paths.
+
+use crate::netfilter::ir::{self, Match};
+use crate::syntax::iptables::{self, Save, Target};
+use crate::values::{CtState, Hook, Loc, Packet};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+/// How far an input got; tests use it to check that seeds reach the stage they were written
+/// for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Not UTF-8 (rejected before parsing).
+    NotText,
+    /// Refused by the parser (a located error).
+    SyntaxError,
+    /// Parsed, but refused by the conversion or loader (a located error).
+    Refused,
+    /// Accepted all the way: converted (and packets walked) or loaded (and evaluated).
+    Accepted,
+}
+
+/// FNV-1a, 64 bits: the seed of the packets derived from an input.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The syntax tree with every location cleared and protocol modules marked explicit: what
+/// printing preserves.
+pub fn without_locations(save: &Save) -> Save {
+    let mut s = save.clone();
+    let clear_opts = |opts: &mut Vec<iptables::Opt>| {
+        for o in opts {
+            o.loc = Loc::default();
+        }
+    };
+    for t in &mut s.tables {
+        t.loc = Loc::default();
+        for c in &mut t.chains {
+            c.loc = Loc::default();
+        }
+        for r in &mut t.rules {
+            r.loc = Loc::default();
+            clear_opts(&mut r.core);
+            for m in &mut r.matches {
+                m.loc = Loc::default();
+                m.explicit = true;
+                clear_opts(&mut m.options);
+            }
+            match &mut r.target {
+                Some(Target::Jump { options, loc, .. }) => {
+                    *loc = Loc::default();
+                    clear_opts(options);
+                }
+                Some(Target::Goto { loc, .. }) => *loc = Loc::default(),
+                None => {}
+            }
+        }
+    }
+    s
+}
+
+/// Packets to walk through `rs`, drawn from `seed`, using the addresses, interfaces and
+/// marks the ruleset mentions (so that rules match now and then) and random ones.
+pub fn packets_for(rs: &ir::Ruleset, seed: u64, count: usize) -> Vec<Packet> {
+    let mut addrs: Vec<IpAddr> = Vec::new();
+    let mut ifaces: Vec<String> = vec!["eth0".into(), "lo".into()];
+    let mut marks: Vec<u32> = vec![0];
+    let mut ports: Vec<u16> = vec![22, 53, 80, 443];
+    for t in &rs.tables {
+        for c in &t.chains {
+            for r in &c.rules {
+                for m in &r.matches {
+                    match m {
+                        Match::Addr { nets, .. } => {
+                            addrs.extend(nets.iter().take(4).map(|n| n.addr()))
+                        }
+                        Match::Iface { name, .. } => {
+                            ifaces.push(name.trim_end_matches('+').to_string() + "0")
+                        }
+                        Match::Mark { value, .. } | Match::ConnMark { value, .. } => {
+                            marks.push(*value)
+                        }
+                        Match::Port { ranges, .. } | Match::AnyPort { ranges, .. } => {
+                            ports.extend(ranges.iter().take(4).map(|r| r.0))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let v6 = rs.tables.iter().any(|t| {
+        t.family == ir::Family::Ip6 && !rs.tables.iter().any(|u| u.family == ir::Family::Ip)
+    });
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let addr = |rng: &mut ChaCha8Rng| -> IpAddr {
+        let same_family: Vec<&IpAddr> = addrs.iter().filter(|a| a.is_ipv6() == v6).collect();
+        if !same_family.is_empty() && rng.random_bool(0.7) {
+            *same_family[rng.random_range(0..same_family.len())]
+        } else if v6 {
+            IpAddr::V6(Ipv6Addr::from(rng.random::<u128>()))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(rng.random::<u32>()))
+        }
+    };
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let protocol = [6u8, 17, 1, 58, 132, 47][rng.random_range(0..6)];
+        let ported = matches!(protocol, 6 | 17 | 132);
+        let port = |rng: &mut ChaCha8Rng| -> Option<u16> {
+            if !ported {
+                None
+            } else if rng.random_bool(0.7) {
+                Some(ports[rng.random_range(0..ports.len())])
+            } else {
+                Some(rng.random())
+            }
+        };
+        let sport = port(&mut rng);
+        let dport = port(&mut rng);
+        let hook = [Hook::Input, Hook::Forward, Hook::Output][rng.random_range(0..3)];
+        let iface = |rng: &mut ChaCha8Rng| -> Option<String> {
+            rng.random_bool(0.8)
+                .then(|| ifaces[rng.random_range(0..ifaces.len())].clone())
+        };
+        let iif = if hook == Hook::Output {
+            None
+        } else {
+            iface(&mut rng)
+        };
+        let oif = if hook == Hook::Input {
+            None
+        } else {
+            iface(&mut rng)
+        };
+        let ctstate = [
+            CtState::New,
+            CtState::Established,
+            CtState::Related,
+            CtState::Invalid,
+            CtState::Untracked,
+        ][rng.random_range(0..5)];
+        let mark = marks[rng.random_range(0..marks.len())];
+        out.push(Packet {
+            src: addr(&mut rng),
+            dst: addr(&mut rng),
+            protocol,
+            sport,
+            dport,
+            iif,
+            oif,
+            hook,
+            ctstate,
+            mark,
+        });
+    }
+    out
+}
+
+/// The iptables-save oracle (see the module contract).
+pub fn iptables_save(data: &[u8]) -> Outcome {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Outcome::NotText;
+    };
+    let save = match iptables::parse(text) {
+        Ok(s) => s,
+        Err(_) => {
+            // The IR reader must refuse it too, without panicking.
+            let _ = crate::netfilter::read_ruleset(text);
+            return Outcome::SyntaxError;
+        }
+    };
+    let printed = save.to_string();
+    let again = match iptables::parse(&printed) {
+        Ok(s) => s,
+        Err(e) => {
+            panic!("printed ruleset does not parse: {e}\n--- input\n{text}\n--- printed\n{printed}")
+        }
+    };
+    assert_eq!(
+        without_locations(&again),
+        without_locations(&save),
+        "print → parse changed the syntax tree\n--- input\n{text}\n--- printed\n{printed}"
+    );
+    assert_eq!(again.to_string(), printed, "printing is not stable");
+    let rs = match crate::netfilter::read_ruleset(text) {
+        Ok(rs) => rs,
+        Err(_) => return Outcome::Refused,
+    };
+    // The printed text means the same.
+    match crate::netfilter::read_ruleset(&printed) {
+        Ok(rs2) => assert_eq!(
+            rs2.tables.len(),
+            rs.tables.len(),
+            "the printed ruleset converts to other tables\n--- printed\n{printed}"
+        ),
+        Err(e) => panic!(
+            "the input converts but its printed form does not: {}: {}\n--- printed\n{printed}",
+            e.loc, e.message
+        ),
+    }
+    let _ = rs.unsupported();
+    for p in packets_for(&rs, fnv1a(data), 4) {
+        let w = crate::netfilter::interp::walk(&rs, &p);
+        let _ = w.to_string();
+        assert_eq!(
+            crate::netfilter::interp::walk(&rs, &p),
+            w,
+            "walk is not deterministic for {p}"
+        );
+    }
+    Outcome::Accepted
+}
+
+/// Where [`scenario_yaml`] writes its input: the loader reads the scenario file itself (for
+/// inline tables and rulesets), so the oracle goes through a real file, one per process and
+/// thread.
+fn scratch_file() -> PathBuf {
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
+    let dir = std::env::temp_dir().join(format!("fwsim-fuzz-{}-{thread}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join("input.yaml")
+}
+
+/// The scenario YAML oracle (see the module contract). Inputs naming files under `/dev`,
+/// `/proc` or `/sys` are skipped (reading `/dev/zero` never ends: not a parser bug).
+pub fn scenario_yaml(data: &[u8]) -> Outcome {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Outcome::NotText;
+    };
+    if ["/dev", "/proc", "/sys"].iter().any(|d| text.contains(d)) {
+        return Outcome::NotText;
+    }
+    if crate::syntax::yaml::parse_documents(text).is_err() {
+        return Outcome::SyntaxError;
+    }
+    let path = scratch_file();
+    if std::fs::write(&path, data).is_err() {
+        return Outcome::NotText;
+    }
+    let found = crate::scenario::discover(std::slice::from_ref(&path));
+    let mut outcome = if found.errors.is_empty() {
+        Outcome::Accepted
+    } else {
+        Outcome::Refused
+    };
+    for doc in &found.docs {
+        match crate::scenario::load(doc) {
+            Ok(s) => {
+                let r = crate::scenario::evaluate(&s, None);
+                let _ = r.ok();
+            }
+            Err(_) => outcome = Outcome::Refused,
+        }
+    }
+    if found.docs.is_empty() && outcome == Outcome::Accepted {
+        outcome = Outcome::Refused;
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    outcome
+}
