@@ -672,17 +672,20 @@ fn nft_extra(g: &mut Gen) -> String {
             1 => format!("{ip} daddr {neg}@addrs {}", verdict(rng)),
             2 => format!("meta l4proto {{ tcp, udp }} th dport {neg}@svc {}", verdict(rng)),
             3 => format!("{ip} daddr . tcp dport @dst_svc {}", verdict(rng)),
-            4 => "tcp dport vmap @ports_vm".to_string(),
+            // The named map jumps to u1 and u2: only base chains use it (a loop otherwise).
+            4 if !chain.starts_with('u') => "tcp dport vmap @ports_vm".to_string(),
             5 => {
+                let plain = ["accept", "drop", "continue"];
+                let verdicts: &[&str] = if chain.starts_with('u') { &plain } else { &verdicts };
                 let a = pick(rng, &PORTS);
                 let b = pick(rng, &PORTS);
                 if a == b {
-                    format!("udp dport vmap {{ {a} : {} }}", pick(rng, &verdicts))
+                    format!("udp dport vmap {{ {a} : {} }}", pick(rng, verdicts))
                 } else {
                     format!(
                         "udp dport vmap {{ {a} : {}, {b} : {} }}",
-                        pick(rng, &verdicts),
-                        pick(rng, &verdicts)
+                        pick(rng, verdicts),
+                        pick(rng, verdicts)
                     )
                 }
             }
