@@ -208,6 +208,9 @@ fn main() -> ExitCode {
                     for (loc, what) in rs.unsupported() {
                         eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
                     }
+                    for tie in rs.priority_ties() {
+                        eprintln!("{}: warning: {tie}", file.display());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

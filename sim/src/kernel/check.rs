@@ -167,11 +167,12 @@ pub fn packet_of(p: &GenProbe) -> Packet {
 fn text_for(g: &GenRuleset, backend: Backend) -> String {
     match backend {
         Backend::Nft => g.to_nft(),
-        _ => g.to_iptables(),
+        Backend::Legacy => g.to_iptables_for(false),
+        Backend::IptablesNft => g.to_iptables_for(true),
     }
 }
 
-fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<(), KernelError> {
+pub(crate) fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<(), KernelError> {
     let obs = observer::table();
     match backend {
         Backend::Nft => {
@@ -194,7 +195,7 @@ fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<(), KernelE
     Ok(())
 }
 
-fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelError> {
+pub(crate) fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelError> {
     for attempt in 0..200 {
         let json = lab.in_dut(
             &["nft", "-j", "list", "table", "inet", observer::TABLE],

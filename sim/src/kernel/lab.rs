@@ -22,6 +22,31 @@ pub struct Lab {
     pub rcv: String,
 }
 
+/// How a lab's DUT looks beyond the fixed layout: the names of its two interfaces, and
+/// the addresses a scenario's packets need (made local, or routed out of `out`).
+#[derive(Clone, Debug)]
+pub struct LabSpec {
+    /// The interface probes arrive on (default `dut0`).
+    pub iif: String,
+    /// The interface forwarded packets leave by (default `dut1`).
+    pub oif: String,
+    /// Extra addresses of the DUT (on `lo`): destinations of input packets.
+    pub local: Vec<std::net::IpAddr>,
+    /// Extra host routes out of `oif`: destinations of forwarded packets.
+    pub forward: Vec<std::net::IpAddr>,
+}
+
+impl Default for LabSpec {
+    fn default() -> Self {
+        LabSpec {
+            iif: DUT_IN.into(),
+            oif: DUT_OUT.into(),
+            local: Vec::new(),
+            forward: Vec::new(),
+        }
+    }
+}
+
 pub const SND_ADDR4: &str = "10.200.0.1";
 pub const DUT_ADDRS: [&str; 4] = ["10.200.0.2", "10.201.0.1", "fd00:200::2", "fd00:201::1"];
 /// The interface packets from the sender arrive on, and the one forwarded packets leave by.
@@ -70,6 +95,11 @@ impl Lab {
     /// Create the namespaces; `tag` keeps concurrent labs apart (names are at most 15
     /// characters of interface-free namespace names, so any tag works).
     pub fn create(tag: &str) -> Result<Lab, KernelError> {
+        Self::create_with(tag, &LabSpec::default())
+    }
+
+    /// Create the namespaces with the DUT shaped by `spec`.
+    pub fn create_with(tag: &str, spec: &LabSpec) -> Result<Lab, KernelError> {
         let lab = Lab {
             snd: format!("fwsim-{tag}-snd"),
             dut: format!("fwsim-{tag}-dut"),
@@ -79,11 +109,12 @@ impl Lab {
         for n in [&lab.snd, &lab.dut, &lab.rcv] {
             let _ = run(&["ip", "netns", "del", n], None);
         }
-        lab.setup()?;
+        lab.setup(spec)?;
         Ok(lab)
     }
 
-    fn setup(&self) -> Result<(), KernelError> {
+    fn setup(&self, spec: &LabSpec) -> Result<(), KernelError> {
+        let (i0, i1) = (spec.iif.as_str(), spec.oif.as_str());
         let (s, d, r) = (self.snd.as_str(), self.dut.as_str(), self.rcv.as_str());
         for n in [s, d, r] {
             run(&["ip", "netns", "add", n], None)?;
@@ -96,13 +127,13 @@ impl Lab {
         run(
             &[
                 "ip", "-n", s, "link", "add", "snd0", "address", MAC_SND, "type", "veth", "peer",
-                "name", "dut0", "address", MAC_DUT0, "netns", d,
+                "name", i0, "address", MAC_DUT0, "netns", d,
             ],
             None,
         )?;
         run(
             &[
-                "ip", "-n", d, "link", "add", "dut1", "address", MAC_DUT1, "type", "veth", "peer",
+                "ip", "-n", d, "link", "add", i1, "address", MAC_DUT1, "type", "veth", "peer",
                 "name", "rcv0", "address", MAC_RCV, "netns", r,
             ],
             None,
@@ -120,23 +151,33 @@ impl Lab {
                 format!("neigh replace fd00:200::2 lladdr {MAC_DUT0} dev snd0 nud permanent"),
             ],
         )?;
-        batch(
-            d,
-            &[
-                l("addr add 10.200.0.2/24 dev dut0"),
-                l("addr add fd00:200::2/64 dev dut0 nodad"),
-                l("addr add 10.201.0.1/24 dev dut1"),
-                l("addr add fd00:201::1/64 dev dut1 nodad"),
-                l("link set dut0 up"),
-                l("link set dut1 up"),
-                l("route add default via 10.200.0.1 dev dut0"),
-                l("route add default via fd00:200::1 dev dut0"),
-                format!("neigh replace 10.200.0.1 lladdr {MAC_SND} dev dut0 nud permanent"),
-                format!("neigh replace fd00:200::1 lladdr {MAC_SND} dev dut0 nud permanent"),
-                format!("neigh replace 10.201.0.2 lladdr {MAC_RCV} dev dut1 nud permanent"),
-                format!("neigh replace fd00:201::2 lladdr {MAC_RCV} dev dut1 nud permanent"),
-            ],
-        )?;
+        let mut dut = vec![
+            format!("addr add 10.200.0.2/24 dev {i0}"),
+            format!("addr add fd00:200::2/64 dev {i0} nodad"),
+            format!("addr add 10.201.0.1/24 dev {i1}"),
+            format!("addr add fd00:201::1/64 dev {i1} nodad"),
+            format!("link set {i0} up"),
+            format!("link set {i1} up"),
+            format!("route add default via 10.200.0.1 dev {i0}"),
+            format!("route add default via fd00:200::1 dev {i0}"),
+            format!("neigh replace 10.200.0.1 lladdr {MAC_SND} dev {i0} nud permanent"),
+            format!("neigh replace fd00:200::1 lladdr {MAC_SND} dev {i0} nud permanent"),
+            format!("neigh replace 10.201.0.2 lladdr {MAC_RCV} dev {i1} nud permanent"),
+            format!("neigh replace fd00:201::2 lladdr {MAC_RCV} dev {i1} nud permanent"),
+        ];
+        for a in &spec.local {
+            let len = if a.is_ipv4() { 32 } else { 128 };
+            dut.push(format!("addr add {a}/{len} dev lo"));
+        }
+        for a in &spec.forward {
+            let via = if a.is_ipv4() {
+                "10.201.0.2"
+            } else {
+                "fd00:201::2"
+            };
+            dut.push(format!("route replace {a} via {via} dev {i1}"));
+        }
+        batch(d, &dut)?;
         batch(
             r,
             &[
@@ -147,18 +188,22 @@ impl Lab {
                 l("route add default via fd00:201::1 dev rcv0"),
             ],
         )?;
+        let dev0 = format!("net/ipv4/conf/{i0}/rp_filter=0");
+        let dev1 = format!("net/ipv4/conf/{i1}/rp_filter=0");
+        let red0 = format!("net/ipv4/conf/{i0}/send_redirects=0");
+        let red1 = format!("net/ipv4/conf/{i1}/send_redirects=0");
         let sysctls = [
             "net/ipv4/ip_forward=1",
             "net/ipv6/conf/all/forwarding=1",
             "net/ipv4/conf/all/rp_filter=0",
             "net/ipv4/conf/default/rp_filter=0",
-            "net/ipv4/conf/dut0/rp_filter=0",
-            "net/ipv4/conf/dut1/rp_filter=0",
+            &dev0,
+            &dev1,
             "net/ipv4/conf/all/accept_local=1",
             "net/ipv4/conf/all/send_redirects=0",
             "net/ipv4/conf/default/send_redirects=0",
-            "net/ipv4/conf/dut0/send_redirects=0",
-            "net/ipv4/conf/dut1/send_redirects=0",
+            &red0,
+            &red1,
             "net/ipv4/icmp_ratelimit=0",
             "net/ipv4/icmp_ratemask=0",
             "net/ipv6/icmp/ratelimit=0",

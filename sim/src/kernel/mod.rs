@@ -8,6 +8,7 @@
 //! panic ([`lab::Lab`] on drop); nothing outside them is touched.
 
 pub mod check;
+pub mod host;
 pub mod lab;
 pub mod observer;
 pub mod probe;

@@ -20,8 +20,8 @@ pub const TABLE: &str = "fwsim_observe";
 /// The source of the sentinel probe sent after a batch: recorded and dropped in
 /// PREROUTING before any chain of the ruleset, so that once it is seen, every probe sent
 /// before it has been through the DUT (one veth, one queue, in order).
-pub const SENTINEL4: &str = "192.0.2.254";
-pub const SENTINEL6: &str = "2001:db8:ffff::fe";
+pub const SENTINEL4: &str = "198.18.255.254";
+pub const SENTINEL6: &str = "100::fe";
 
 /// The observer table, for `nft -f` (after `flush ruleset` in the same transaction).
 pub fn table() -> String {

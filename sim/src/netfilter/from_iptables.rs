@@ -48,8 +48,37 @@ fn hook_of(chain: &str) -> Option<Hook> {
     })
 }
 
-/// Convert a parsed save to the IR.
+/// Which iptables binary wrote (and would load) a save: their built-in chains differ only
+/// in the security table's priority (H6: 50 for legacy, 150 for iptables-nft).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Legacy,
+    Nft,
+}
+
+impl Backend {
+    /// From the save's header comments: `iptables-nft-save` / `(nf_tables)` is the nft
+    /// backend; anything else (legacy's header, or none) is legacy.
+    pub fn of_text(text: &str) -> Backend {
+        let nft = text
+            .lines()
+            .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+            .any(|l| l.contains("nf_tables") || l.contains("-nft-save"));
+        if nft {
+            Backend::Nft
+        } else {
+            Backend::Legacy
+        }
+    }
+}
+
+/// Convert a parsed save to the IR (as iptables-legacy loads it).
 pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
+    convert_for(save, version, Backend::Legacy)
+}
+
+/// Convert a parsed save to the IR, as `backend` loads it.
+pub fn convert_for(save: &Save, version: IpVersion, backend: Backend) -> Result<Ruleset, Error> {
     let family = match version {
         IpVersion::V4 => Family::Ip,
         IpVersion::V6 => Family::Ip6,
@@ -69,6 +98,7 @@ pub fn convert(save: &Save, version: IpVersion) -> Result<Ruleset, Error> {
                 ("nat", Hook::Postrouting | Hook::Input) => (ChainType::Nat, 100),
                 ("nat", _) => (ChainType::Nat, -100),
                 ("mangle", Hook::Output) => (ChainType::Route, -150),
+                ("security", _) if backend == Backend::Nft => (ChainType::Filter, 150),
                 (name, _) => (ChainType::Filter, priority(name)),
             };
             chains.push(Chain {

@@ -254,6 +254,79 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
     }
 }
 
+/// One hook function registered at a hook: a base chain, or the NAT hook with every nat
+/// base chain of the hook inside it.
+struct Entry {
+    priority: i32,
+    nat: bool,
+    chains: Vec<(usize, usize)>,
+}
+
+/// The NAT hook's own priority (H8): -100 in PREROUTING and OUTPUT, 100 in INPUT and
+/// POSTROUTING.
+fn nat_hook_priority(hook: Hook) -> i32 {
+    match hook {
+        Hook::Input | Hook::Postrouting => 100,
+        _ => -100,
+    }
+}
+
+/// The hook functions at `hook`, in the order the kernel runs them (H8, H9): by priority;
+/// at equal priorities the one registered last (later in the ruleset) first. Nat chains run
+/// inside the NAT hook at its fixed priority, ordered among themselves the same way; the
+/// NAT hook registers with the first nat chain.
+fn hook_entries(rs: &Ruleset, hook: Hook, v4: bool) -> Vec<Entry> {
+    // (priority, registration order, table, chain)
+    let mut plain: Vec<(i32, usize, usize, usize)> = Vec::new();
+    let mut nat: Vec<(i32, usize, usize, usize)> = Vec::new();
+    let mut order = 0usize;
+    for (ti, t) in rs.tables.iter().enumerate() {
+        for (ci, c) in t.chains.iter().enumerate() {
+            let Some(b) = &c.base else { continue };
+            order += 1;
+            if b.hook != hook || !family_applies(t.family, v4) {
+                continue;
+            }
+            if b.kind == ChainType::Nat {
+                nat.push((b.priority, order, ti, ci));
+            } else {
+                plain.push((b.priority, order, ti, ci));
+            }
+        }
+    }
+    let key = |e: &(i32, usize, usize, usize)| (e.0, std::cmp::Reverse(e.1));
+    plain.sort_by_key(key);
+    nat.sort_by_key(key);
+    let mut entries: Vec<(i32, std::cmp::Reverse<usize>, Entry)> = plain
+        .into_iter()
+        .map(|(p, o, ti, ci)| {
+            (
+                p,
+                std::cmp::Reverse(o),
+                Entry {
+                    priority: p,
+                    nat: false,
+                    chains: vec![(ti, ci)],
+                },
+            )
+        })
+        .collect();
+    if let Some(first) = nat.iter().map(|e| e.1).min() {
+        let p = nat_hook_priority(hook);
+        entries.push((
+            p,
+            std::cmp::Reverse(first),
+            Entry {
+                priority: p,
+                nat: true,
+                chains: nat.iter().map(|e| (e.2, e.3)).collect(),
+            },
+        ));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    entries.into_iter().map(|e| e.2).collect()
+}
+
 fn family_applies(f: Family, v4: bool) -> bool {
     match f {
         Family::Ip => v4,
@@ -297,42 +370,36 @@ impl<'a> Run<'a> {
         while at < hooks.len() {
             let hook = hooks[at];
             at += 1;
-            // Base chains at this hook, by priority (stable: ruleset order on ties).
-            let mut chains: Vec<(i32, usize, usize)> = Vec::new();
-            for (ti, t) in self.rs.tables.iter().enumerate() {
-                if !family_applies(t.family, v4) {
-                    continue;
-                }
-                for (ci, c) in t.chains.iter().enumerate() {
-                    if let Some(b) = &c.base {
-                        if b.hook == hook {
-                            chains.push((b.priority, ti, ci));
-                        }
-                    }
-                }
-            }
-            chains.sort_by_key(|c| c.0);
             let ct_hook = matches!(hook, Hook::Prerouting | Hook::Output);
             if !ct_hook {
                 st.tracked_yet = true;
             }
-            for (prio, ti, ci) in chains {
-                if ct_hook && prio > -200 {
+            for entry in hook_entries(self.rs, hook, v4) {
+                if ct_hook && entry.priority > -200 {
                     st.tracked_yet = true;
                 }
-                let base = self.rs.tables[ti].chains[ci]
-                    .base
-                    .clone()
-                    .expect("base chain");
-                if base.kind == ChainType::Nat {
-                    let first = p.ctstate == CtState::New && !st.untracked;
+                if entry.nat {
+                    // The NAT hook (N2): no chain runs without a ct or for a packet that is
+                    // not the first of its connection; the first chain that binds ends it.
+                    let first = matches!(p.ctstate, CtState::New | CtState::Related)
+                        && !st.untracked
+                        && st.tracked_yet;
                     if !first {
                         continue;
                     }
                 }
-                match self.run_base(hook, ti, ci, &base, &mut st, &mut steps) {
-                    Some(f) => return (f, st.mark),
-                    None => continue,
+                for &(ti, ci) in &entry.chains {
+                    let base = self.rs.tables[ti].chains[ci]
+                        .base
+                        .clone()
+                        .expect("base chain");
+                    let bits = st.nat_bits;
+                    if let Some(f) = self.run_base(hook, ti, ci, &base, &mut st, &mut steps) {
+                        return (f, st.mark);
+                    }
+                    if entry.nat && st.nat_bits != bits {
+                        break;
+                    }
                 }
             }
             if ct_hook {

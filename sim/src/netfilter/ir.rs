@@ -467,6 +467,50 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
+    /// Base chains registered at the same hook with the same priority (nat chains among
+    /// themselves, others among themselves), in families that can see the same packet:
+    /// the kernel runs the one registered last first (H9), which nft documents as
+    /// undefined. One message per pair, in ruleset order.
+    pub fn priority_ties(&self) -> Vec<String> {
+        let mut seen: Vec<(usize, &Table, &Chain, &BaseChain)> = Vec::new();
+        for (ti, t) in self.tables.iter().enumerate() {
+            for c in &t.chains {
+                if let Some(b) = &c.base {
+                    seen.push((ti, t, c, b));
+                }
+            }
+        }
+        let overlap = |a: Family, b: Family| {
+            a == b
+                || matches!(
+                    (a, b),
+                    (Family::Inet, Family::Ip | Family::Ip6)
+                        | (Family::Ip | Family::Ip6, Family::Inet)
+                )
+        };
+        let mut out = Vec::new();
+        for (i, (_, t1, c1, b1)) in seen.iter().enumerate() {
+            for (_, t2, c2, b2) in &seen[i + 1..] {
+                let nat1 = b1.kind == ChainType::Nat;
+                let nat2 = b2.kind == ChainType::Nat;
+                if b1.hook == b2.hook
+                    && b1.priority == b2.priority
+                    && nat1 == nat2
+                    && overlap(t1.family, t2.family)
+                {
+                    out.push(format!(
+                        "{} {} chain {} and {} {} chain {} both hook {} at priority {}: the kernel runs the one registered last ({} {} {}) first; nft calls this order undefined",
+                        t1.family.as_str(), t1.name, c1.name,
+                        t2.family.as_str(), t2.name, c2.name,
+                        b1.hook.as_str(), b1.priority,
+                        t2.family.as_str(), t2.name, c2.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Every rule that fwsim does not model, with where it is.
     pub fn unsupported(&self) -> Vec<(Loc, String)> {
         let mut out = Vec::new();

@@ -88,10 +88,12 @@ pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
             } else {
                 from_iptables::IpVersion::V4
             };
-            match from_iptables::convert(&save, first) {
+            let backend = from_iptables::Backend::of_text(text);
+            match from_iptables::convert_for(&save, first, backend) {
                 Ok(r) => Ok(r),
                 Err(e) if !v6 && e.message.contains("IPv6 address") => {
-                    from_iptables::convert(&save, from_iptables::IpVersion::V6).map_err(Into::into)
+                    from_iptables::convert_for(&save, from_iptables::IpVersion::V6, backend)
+                        .map_err(Into::into)
                 }
                 Err(e) => Err(e.into()),
             }

@@ -39,7 +39,7 @@ impl Dataplane {
         match self {
             Dataplane::Reference | Dataplane::Netfilter => None,
             Dataplane::Kernel => Some(
-                "the kernel dataplane is not built yet in this version of fwsim",
+                "the kernel dataplane evaluates single-host scenarios only in this version of fwsim",
             ),
             _ => Some(
                 "rendered dataplanes are not built yet in this version of fwsim (issue: dataplanes side by side)",

@@ -264,9 +264,16 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             }
         }
         Body::Host {
-            packets, ruleset, ..
+            packets,
+            ruleset,
+            ruleset_text,
+            ..
         } => {
             for &dp in &dataplanes {
+                if dp == Dataplane::Kernel {
+                    kernel_rows(scenario, ruleset_text, packets, &mut out.results);
+                    continue;
+                }
                 // The ruleset to walk, or why this dataplane cannot evaluate the scenario.
                 let engine: Result<&crate::netfilter::ir::Ruleset, &str> = match (dp, ruleset) {
                     (Dataplane::Netfilter, Ok(rs)) => Ok(rs),
@@ -311,6 +318,54 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
         }
     }
     out
+}
+
+/// The `kernel` dataplane: the scenario's ruleset in a real network namespace, each packet
+/// sent (skipped, with the reason, where the kernel cannot be asked).
+fn kernel_rows(
+    scenario: &Scenario,
+    text: &str,
+    packets: &[super::model::PacketExpect],
+    out: &mut Vec<ResultRow>,
+) {
+    let list: Vec<crate::values::Packet> = packets.iter().map(|p| p.packet.clone()).collect();
+    let fates = crate::kernel::host::judge(text, &list);
+    for (p, fate) in packets.iter().zip(fates) {
+        let expected = p
+            .except
+            .iter()
+            .find(|(d, _)| *d == Dataplane::Kernel)
+            .map(|(_, v)| *v)
+            .unwrap_or(p.verdict);
+        let mut row = ResultRow {
+            scenario: scenario.name.clone(),
+            dataplane: Dataplane::Kernel,
+            expectation: p.packet.to_string(),
+            expected: expected.as_str().into(),
+            actual: "skipped".into(),
+            passed: false,
+            skipped: true,
+            explanation: String::new(),
+            site: p.site.clone(),
+            in_matrix: false,
+        };
+        match fate {
+            Err(why) => row.explanation = why,
+            Ok(f) => {
+                use crate::kernel::observer::KernelFate;
+                row.actual = match f {
+                    KernelFate::AcceptInput | KernelFate::AcceptForward => "accept",
+                    KernelFate::Reject => "reject",
+                    KernelFate::Drop => "drop",
+                }
+                .into();
+                row.explanation = format!("the kernel: {}", f.as_str());
+                row.skipped = false;
+                row.passed = row.actual == expected.as_str();
+            }
+        }
+        out.push(row);
+    }
 }
 
 fn skipped_row(

@@ -925,6 +925,7 @@ fn load_host(
     }
     Some(Body::Host {
         ruleset: ir,
+        ruleset_text: text,
         ruleset_site: cx.site(ruleset.loc),
         packets,
     })

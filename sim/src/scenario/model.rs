@@ -75,6 +75,8 @@ pub enum Body {
     Host {
         /// The ruleset, read; Err: a format this version cannot read yet (why).
         ruleset: Result<crate::netfilter::ir::Ruleset, String>,
+        /// The ruleset as written (the kernel dataplane loads it).
+        ruleset_text: String,
         ruleset_site: Site,
         packets: Vec<PacketExpect>,
     },
