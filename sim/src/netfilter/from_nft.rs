@@ -537,7 +537,7 @@ fn field_of(words: &[String]) -> Option<(Field, Vec<Match>)> {
                 "udplite" => vec![proto(136)],
                 "sctp" => vec![proto(132)],
                 "dccp" => vec![proto(33)],
-                _ => vec![],
+                _ => return Some((Field::ThPort(dir(d)), vec![])),
             };
             (Field::Port(dir(d)), deps)
         }
@@ -622,7 +622,7 @@ fn field_max(f: Field) -> u128 {
         Field::Addr { v6: false, .. } | Field::Mark | Field::CtMark | Field::CtStatus => {
             u32::MAX.into()
         }
-        Field::Port(_) | Field::EtherType => u16::MAX.into(),
+        Field::Port(_) | Field::ThPort(_) | Field::EtherType => u16::MAX.into(),
         _ => u8::MAX.into(),
     }
 }
@@ -721,7 +721,7 @@ fn scalar(f: Field, s: &str) -> Result<u128, VErr> {
             }
         },
         Field::L4Proto => super::from_iptables::protocol_number(s).map(u128::from),
-        Field::Port(_) => super::from_iptables::service_port(s)
+        Field::Port(_) | Field::ThPort(_) => super::from_iptables::service_port(s)
             .or(match s {
                 "ftp" => Some(21),
                 "telnet" => Some(23),

@@ -681,9 +681,12 @@ impl<'a> Run<'a> {
                     return Truth::Unknown(why.clone());
                 }
                 match self.key(key, hook, st) {
-                    Read::Value(v) => negate(truth(set.find(&v).is_some()), *neg),
-                    Read::Absent => Truth::No,
-                    Read::Unknown(why) => Truth::Unknown(why),
+                    KeyRead::Absent => Truth::No,
+                    KeyRead::Value(v, unknown) => match lookup(set, &v) {
+                        Found::Elem(_) => negate(Truth::Yes, *neg),
+                        Found::None => negate(Truth::No, *neg),
+                        Found::Maybe => Truth::Unknown(unknown.unwrap_or_default()),
+                    },
                 }
             }
             Match::Unsupported { what } => Truth::Unknown(format!("unsupported match {what}")),
@@ -700,30 +703,38 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The packet's value of a lookup key.
-    fn key(&self, key: &[Key], hook: Hook, st: &State) -> Read {
+    /// The packet's value of a lookup key. A component fwsim cannot read is None (the
+    /// first such reason is kept): membership may still be decided by the others.
+    fn key(&self, key: &[Key], hook: Hook, st: &State) -> KeyRead {
         let mut out = Vec::with_capacity(key.len());
+        let mut unknown = None;
         for k in key {
             let known = u128::from(ct::DNAT | ct::SNAT);
             if k.field == Field::CtStatus && k.mask.is_none_or(|m| m & !known != 0) {
-                return Read::Unknown(
-                    "ct status bits other than dnat/snat are not modelled".into(),
-                );
+                unknown.get_or_insert_with(|| {
+                    "ct status bits other than dnat/snat are not modelled".to_string()
+                });
+                out.push(None);
+                continue;
             }
             match self.field(k.field, hook, st) {
                 Read::Value(mut v) => {
                     let Some(x) = v.pop() else {
-                        return Read::Absent;
+                        return KeyRead::Absent;
                     };
-                    out.push(match (x, k.mask) {
+                    out.push(Some(match (x, k.mask) {
                         (KeyValue::Num(n), Some(m)) => KeyValue::Num(n & m),
                         (x, _) => x,
-                    });
+                    }));
                 }
-                other => return other,
+                Read::Absent => return KeyRead::Absent,
+                Read::Unknown(why) => {
+                    unknown.get_or_insert(why);
+                    out.push(None);
+                }
             }
         }
-        Read::Value(out)
+        KeyRead::Value(out, unknown)
     }
 
     fn field(&self, f: Field, hook: Hook, st: &State) -> Read {
@@ -756,6 +767,24 @@ impl<'a> Run<'a> {
                         }
                     )),
                     None => Read::Absent,
+                }
+            }
+            Field::ThPort(dir) => {
+                let port = if dir == Dir::Src { st.sport } else { st.dport };
+                let icmp = p.protocol == if v4 { 1 } else { 58 };
+                match port {
+                    Some(x) if has_ports(p.protocol) => num(x.into()),
+                    // An echo request: type and code, then the checksum.
+                    _ if icmp && dir == Dir::Src => num(if v4 { 8 << 8 } else { 128 << 8 }),
+                    _ if icmp => Read::Unknown(
+                        "`th dport` of an ICMP packet reads its checksum, which is not modelled"
+                            .into(),
+                    ),
+                    _ => Read::Unknown(format!(
+                        "`th {}` reads the transport header of protocol {}, which is not modelled",
+                        if dir == Dir::Src { "sport" } else { "dport" },
+                        p.protocol
+                    )),
                 }
             }
             Field::TcpFlags => {
@@ -941,12 +970,14 @@ impl<'a> Run<'a> {
                 if let Some(why) = &set.unsupported {
                     return Flow::Unsupported(why.clone());
                 }
-                let v = match self.key(key, hook, st) {
-                    Read::Value(v) => v,
-                    Read::Absent => return Flow::Miss,
-                    Read::Unknown(why) => return Flow::Unsupported(why),
+                let data = match self.key(key, hook, st) {
+                    KeyRead::Absent => return Flow::Miss,
+                    KeyRead::Value(v, unknown) => match lookup(set, &v) {
+                        Found::None => None,
+                        Found::Elem(e) => Some(e.data.clone()),
+                        Found::Maybe => return Flow::Unsupported(unknown.unwrap_or_default()),
+                    },
                 };
-                let data = set.find(&v).map(|e| e.data.clone());
                 let verdict = match data {
                     None => return Flow::Miss,
                     Some(Some(SetData::Verdict(v))) => v,
@@ -991,6 +1022,45 @@ enum Read {
     Value(Vec<KeyValue>),
     Absent,
     Unknown(String),
+}
+
+/// A lookup key as read from the packet: None components are unknown (the reason given).
+enum KeyRead {
+    Value(Vec<Option<KeyValue>>, Option<String>),
+    Absent,
+}
+
+/// What a lookup found.
+enum Found<'s> {
+    /// This element (a specific one, or the catch-all `*` when none can match).
+    Elem(&'s SetElem),
+    /// A specific element matches on the known components: the answer depends on the
+    /// unknown ones.
+    Maybe,
+    None,
+}
+
+/// Set lookup with unknown key components (None) as wildcards.
+fn lookup<'s>(set: &'s Set, key: &[Option<KeyValue>]) -> Found<'s> {
+    if key.iter().all(Option::is_some) {
+        let full: Vec<KeyValue> = key.iter().flatten().cloned().collect();
+        return set.find(&full).map_or(Found::None, Found::Elem);
+    }
+    let specific = set.elements.iter().any(|e| {
+        e.key.as_ref().is_some_and(|k| {
+            k.len() == key.len()
+                && k.iter()
+                    .zip(key)
+                    .all(|(r, v)| v.as_ref().is_none_or(|v| v.within(r)))
+        })
+    });
+    if specific {
+        return Found::Maybe;
+    }
+    set.elements
+        .iter()
+        .find(|e| e.key.is_none())
+        .map_or(Found::None, Found::Elem)
 }
 
 fn has_ports(proto: u8) -> bool {
@@ -1125,6 +1195,34 @@ mod tests {
             Fate::Accept
         );
         assert_eq!(nft_fate(rules6, "dport=80"), Fate::Drop);
+    }
+
+    /// `th` reads raw transport-header bytes with no protocol dependency: for an ICMP echo
+    /// request `th sport` is type and code (8, 0), `th dport` the checksum (not modelled).
+    /// A concatenation whose known part rules out every element is decided anyway.
+    /// (Found by kernel-check: fwsim had called an ICMP packet's `th dport` absent.)
+    #[test]
+    fn nft_th_on_icmp_and_partly_known_keys() {
+        let t = |body: &str| {
+            format!("table inet t {{\n chain in {{ type filter hook input priority 0; policy accept;\n  {body}\n }}\n}}\n")
+        };
+        let icmp = "proto=1";
+        let r = t("meta l4proto . th dport != { tcp . 443, udp . 53 } drop");
+        assert_eq!(nft_fate(&r, icmp), Fate::Drop);
+        assert_eq!(nft_fate(&r, "dport=443"), Fate::Accept);
+        assert_eq!(nft_fate(&r, "dport=444"), Fate::Drop);
+        let r = t("meta l4proto . th dport { tcp . 22 } drop");
+        assert_eq!(nft_fate(&r, icmp), Fate::Accept);
+        let r = t("meta l4proto . th dport { icmp . 22 } drop");
+        assert!(matches!(nft_fate(&r, icmp), Fate::Inconclusive(m) if m.contains("checksum")));
+        let r = t("th dport 22 drop");
+        assert!(matches!(nft_fate(&r, icmp), Fate::Inconclusive(_)));
+        assert_eq!(nft_fate(&r, "dport=22"), Fate::Drop);
+        let r = t("th sport 2048 drop");
+        assert_eq!(nft_fate(&r, icmp), Fate::Drop);
+        // A vmap whose only candidate for the known part is the catch-all.
+        let r = t("meta l4proto . th dport vmap { tcp . 22 : accept, * : drop }");
+        assert_eq!(nft_fate(&r, icmp), Fate::Drop);
     }
 
     #[test]

@@ -215,6 +215,10 @@ pub enum Field {
     L4Proto,
     /// `tcp`/`udp`/`sctp`/`dccp`/`udplite`/`th` `sport`/`dport`.
     Port(Dir),
+    /// nft `th sport`/`th dport`: the 16 bits at offset 0/2 of whatever transport header the
+    /// packet has (no protocol dependency): ports for TCP/UDP/SCTP/DCCP/UDP-Lite, ICMP's
+    /// type and code, or its checksum.
+    ThPort(Dir),
     TcpFlags,
     IcmpType {
         v6: bool,
