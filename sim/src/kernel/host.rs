@@ -66,6 +66,9 @@ fn unsendable(p: &Packet) -> Option<String> {
             p.protocol
         ));
     }
+    if p.iif.as_deref() == Some("lo") || p.oif.as_deref() == Some("lo") {
+        return Some("loopback traffic cannot be sent into the host from outside".into());
+    }
     if p.src.is_ipv4() != p.dst.is_ipv4() {
         return Some("source and destination of different IP versions".into());
     }
