@@ -265,3 +265,12 @@ fn the_binary_exits_2_and_names_the_place() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bad_host_addresses_are_located() {
+    let body = format!(
+        "{HEAD}name: h\nruleset: |\n  *filter\n  :INPUT ACCEPT [0:0]\n  COMMIT\nhost:\n  addresses: [10.0.0.1/24, 10.0.0.300]\n  routes:\n    - {{to: 10.1.0.0/33, dev: eth0}}\nexpect:\n  - packet: {{src: 192.0.2.1, dst: 10.0.0.1, protocol: TCP, dport: 22}}\n    verdict: accept\n"
+    );
+    assert_error(&body, "bad.yaml:9:28", "expected an IP address");
+    assert_error(&body, "bad.yaml:11:12", "route `to`");
+}

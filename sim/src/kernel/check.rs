@@ -220,6 +220,12 @@ pub fn dut_host() -> Host {
             .iter()
             .map(|a| a.parse().expect("lab address"))
             .collect(),
+        networks: vec![
+            net("10.200.0.0/24"),
+            net("10.201.0.0/24"),
+            net("fd00:200::/64"),
+            net("fd00:201::/64"),
+        ],
         routes: vec![
             (net("10.200.0.0/24"), DUT_IN.into()),
             (net("10.201.0.0/24"), DUT_OUT.into()),

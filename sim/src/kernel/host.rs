@@ -76,7 +76,11 @@ fn unsendable(p: &Packet) -> Option<String> {
 }
 
 /// Ask the kernel about every packet, with `text` loaded.
-pub fn judge(text: &str, packets: &[Packet]) -> Vec<Result<KernelFate, String>> {
+pub fn judge(
+    text: &str,
+    host: Option<&crate::netfilter::interp::Host>,
+    packets: &[Packet],
+) -> Vec<Result<KernelFate, String>> {
     let mut out: Vec<Result<KernelFate, String>> = packets
         .iter()
         .map(|p| match unsendable(p) {
@@ -107,7 +111,7 @@ pub fn judge(text: &str, packets: &[Packet]) -> Vec<Result<KernelFate, String>> 
         }
     }
     for ((iif, oif), idx) in groups {
-        let result = judge_group(text, packets, &idx, &iif, &oif);
+        let result = judge_group(text, host, packets, &idx, &iif, &oif);
         for (k, &i) in idx.iter().enumerate() {
             out[i] = match &result {
                 Ok(f) => Ok(f[k]),
@@ -120,6 +124,7 @@ pub fn judge(text: &str, packets: &[Packet]) -> Vec<Result<KernelFate, String>> 
 
 fn judge_group(
     text: &str,
+    host: Option<&crate::netfilter::interp::Host>,
     packets: &[Packet],
     idx: &[usize],
     iif: &str,
@@ -135,14 +140,29 @@ fn judge_group(
         oif: oif.into(),
         ..Default::default()
     };
+    // The scenario's host addresses: with a prefix on the input interface (so that the
+    // network's broadcast address exists), else on `lo`.
+    if let Some(h) = host {
+        for a in &h.addresses {
+            match h.networks.iter().find(|n| n.contains(a)) {
+                Some(n) => spec
+                    .local_nets
+                    .push(crate::values::Cidr::new(*a, n.prefix_len()).expect("prefix")),
+                None => spec.local.push(*a),
+            }
+        }
+    }
     for &i in idx {
         let p = &packets[i];
+        // The packet's hook is the routing decision: an input packet's destination is
+        // made local even when `host:` does not list it (a DHCP reply before the lease).
         let list = if p.hook == Hook::Input {
             &mut spec.local
         } else {
             &mut spec.forward
         };
-        if !list.contains(&p.dst) {
+        let on_iif = spec.local_nets.iter().any(|n| n.addr() == p.dst);
+        if !list.contains(&p.dst) && !on_iif {
             list.push(p.dst);
         }
     }

@@ -34,6 +34,8 @@ pub struct LabSpec {
     pub local: Vec<std::net::IpAddr>,
     /// Extra host routes out of `oif`: destinations of forwarded packets.
     pub forward: Vec<std::net::IpAddr>,
+    /// Extra addresses with their prefix, on `iif`.
+    pub local_nets: Vec<crate::values::Cidr>,
 }
 
 impl Default for LabSpec {
@@ -43,6 +45,7 @@ impl Default for LabSpec {
             oif: DUT_OUT.into(),
             local: Vec::new(),
             forward: Vec::new(),
+            local_nets: Vec::new(),
         }
     }
 }
@@ -168,6 +171,10 @@ impl Lab {
         for a in &spec.local {
             let len = if a.is_ipv4() { 32 } else { 128 };
             dut.push(format!("addr add {a}/{len} dev lo"));
+        }
+        for n in &spec.local_nets {
+            let nodad = if n.addr().is_ipv6() { " nodad" } else { "" };
+            dut.push(format!("addr add {n} dev {i0}{nodad}"));
         }
         for a in &spec.forward {
             let via = if a.is_ipv4() {

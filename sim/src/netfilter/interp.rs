@@ -172,11 +172,47 @@ const MAX_STEPS: usize = 100_000;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Host {
     pub addresses: Vec<IpAddr>,
+    /// The networks of those addresses (an address given with a prefix): their IPv4
+    /// broadcast addresses are BROADCAST to addrtype.
+    pub networks: Vec<crate::values::Cidr>,
     /// (destination network, output interface); the longest prefix wins.
     pub routes: Vec<(crate::values::Cidr, String)>,
 }
 
 impl Host {
+    /// The address's type as `addrtype` and `fib ... type` see it (M10, E8): the local
+    /// routing table's view, without an interface limit. IPv6 addresses that are neither
+    /// local nor multicast are UNICAST (the host is taken to have a default route).
+    pub fn addr_type(&self, a: IpAddr) -> u16 {
+        use addrtype::*;
+        match a {
+            IpAddr::V4(v) => {
+                if v.octets()[0] == 0 || v.is_broadcast() {
+                    BROADCAST
+                } else if v.is_multicast() {
+                    MULTICAST
+                } else if v.is_loopback() || self.addresses.contains(&a) {
+                    LOCAL
+                } else if self.networks.iter().any(|n| {
+                    n.prefix_len() < 31 && matches!(n, ipnet::IpNet::V4(_)) && n.broadcast() == a
+                }) {
+                    BROADCAST
+                } else {
+                    UNICAST
+                }
+            }
+            IpAddr::V6(v) => {
+                if v.is_loopback() || self.addresses.contains(&a) {
+                    LOCAL
+                } else if v.is_multicast() {
+                    MULTICAST
+                } else {
+                    UNICAST
+                }
+            }
+        }
+    }
+
     fn route(&self, dst: IpAddr) -> Option<&str> {
         self.routes
             .iter()
@@ -662,8 +698,29 @@ impl<'a> Run<'a> {
             Match::Set { name, .. } => {
                 Truth::Unknown(format!("the members of ipset `{name}` are not known"))
             }
-            Match::AddrType { .. } => {
-                Truth::Unknown("addrtype needs the host's addresses, which are not known".into())
+            Match::AddrType {
+                src,
+                dst,
+                limit_in,
+                limit_out,
+            } => {
+                let Some(host) = self.host else {
+                    return Truth::Unknown(
+                        "addrtype needs the host's addresses (a scenario's `host:`), which are not given"
+                            .into(),
+                    );
+                };
+                if *limit_in || *limit_out {
+                    return Truth::Unknown(
+                        "addrtype --limit-iface-in/out needs the interface of each host address, which is not modelled"
+                            .into(),
+                    );
+                }
+                let ok = |spec: &Option<(u16, bool)>, a: IpAddr| match spec {
+                    None => true,
+                    Some((mask, neg)) => (host.addr_type(a) & mask != 0) != *neg,
+                };
+                truth(ok(src, st.src) && ok(dst, st.dst))
             }
             Match::Statistic { neg, .. } => {
                 let choice = if self.taken < self.choices.len() {
@@ -1168,6 +1225,47 @@ mod tests {
         assert!(
             matches!(fate(rules, "dport=22"), Fate::Inconclusive(m) if m.contains("statistic"))
         );
+    }
+
+    /// addrtype against a known host (M10), and the route chosen again after a DNAT (H13).
+    #[test]
+    fn addrtype_and_rerouting_on_a_known_host() {
+        let host = Host {
+            addresses: vec!["10.0.0.1".parse().unwrap()],
+            networks: vec!["10.0.0.0/24".parse().unwrap()],
+            routes: vec![
+                ("10.0.0.0/24".parse().unwrap(), "eth0".into()),
+                ("0.0.0.0/0".parse().unwrap(), "eth1".into()),
+            ],
+        };
+        let rules = "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n-A INPUT -m addrtype --dst-type LOCAL -p tcp --dport 22 -j ACCEPT\n-A INPUT -m addrtype --dst-type BROADCAST,MULTICAST -j ACCEPT\n-A INPUT -m addrtype ! --src-type UNICAST -j REJECT\n-A FORWARD -o eth1 -p tcp --dport 443 -j ACCEPT\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 8443 -j DNAT --to-destination 203.0.113.9:443\nCOMMIT\n";
+        let rs = convert(&parse(rules).unwrap(), IpVersion::V4).unwrap();
+        let on = |p: &str| walk_on(&rs, &packet(p), Some(&host));
+        // Without the host, addrtype cannot be decided.
+        assert!(matches!(
+            walk(&rs, &packet("dst=10.0.0.1")).fate,
+            Fate::Inconclusive(m) if m.contains("host")
+        ));
+        assert_eq!(on("dst=10.0.0.1").fate, Fate::Accept);
+        // 127/8 is LOCAL too; another address is UNICAST: no rule, policy drop.
+        assert_eq!(on("dst=127.0.0.5").fate, Fate::Accept);
+        assert_eq!(on("dst=10.0.0.9").fate, Fate::Drop);
+        // The subnet's broadcast, the limited broadcast and multicast.
+        assert_eq!(on("dst=10.0.0.255 dport=9").fate, Fate::Accept);
+        assert_eq!(on("dst=255.255.255.255 dport=9").fate, Fate::Accept);
+        assert_eq!(on("dst=224.0.0.5 dport=9").fate, Fate::Accept);
+        // A LOCAL source is not UNICAST: rejected.
+        assert_eq!(
+            on("src=10.0.0.1 dst=10.0.0.9 dport=9").fate,
+            Fate::Reject("icmp-port-unreachable".into())
+        );
+        // DNAT to a remote address: forwarded out of eth1 (the default route).
+        let w = on("dst=10.0.0.1 dport=8443");
+        assert_eq!(w.fate, Fate::Accept);
+        assert_eq!(w.path, PacketHook::Forward);
+        // Without the host, the path stays input (and the DNATed port is dropped there).
+        let w = walk(&rs, &packet("dst=10.0.0.1 dport=8443"));
+        assert_eq!(w.path, PacketHook::Input);
     }
 
     fn nft_fate(rules: &str, p: &str) -> Fate {

@@ -267,11 +267,18 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             packets,
             ruleset,
             ruleset_text,
+            host,
             ..
         } => {
             for &dp in &dataplanes {
                 if dp == Dataplane::Kernel {
-                    kernel_rows(scenario, ruleset_text, packets, &mut out.results);
+                    kernel_rows(
+                        scenario,
+                        ruleset_text,
+                        host.as_ref(),
+                        packets,
+                        &mut out.results,
+                    );
                     continue;
                 }
                 // The ruleset to walk, or why this dataplane cannot evaluate the scenario.
@@ -304,7 +311,8 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                     match engine {
                         Err(why) => row.explanation = why.into(),
                         Ok(rs) => {
-                            let walk = crate::netfilter::interp::walk(rs, &p.packet);
+                            let walk =
+                                crate::netfilter::interp::walk_on(rs, &p.packet, host.as_ref());
                             row.actual = walk.fate.as_str().into();
                             row.explanation = walk.to_string();
                             // Inconclusive is "could not evaluate": skipped, never passed.
@@ -325,11 +333,12 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
 fn kernel_rows(
     scenario: &Scenario,
     text: &str,
+    host: Option<&crate::netfilter::interp::Host>,
     packets: &[super::model::PacketExpect],
     out: &mut Vec<ResultRow>,
 ) {
     let list: Vec<crate::values::Packet> = packets.iter().map(|p| p.packet.clone()).collect();
-    let fates = crate::kernel::host::judge(text, &list);
+    let fates = crate::kernel::host::judge(text, host, &list);
     for (p, fate) in packets.iter().zip(fates) {
         let expected = p
             .except

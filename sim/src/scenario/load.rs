@@ -923,12 +923,67 @@ fn load_host(
             });
         }
     }
+    let host = y.host.as_ref().and_then(|h| host_of(cx, h));
     Some(Body::Host {
         ruleset: ir,
         ruleset_text: text,
+        host,
         ruleset_site: cx.site(ruleset.loc),
         packets,
     })
+}
+
+/// `host:`: addresses (with optional prefix lengths) and routes.
+fn host_of(
+    cx: &mut Ctx,
+    h: &Located<crate::syntax::scenario::HostYaml>,
+) -> Option<crate::netfilter::interp::Host> {
+    let mut host = crate::netfilter::interp::Host::default();
+    let mut ok = true;
+    for a in &h.value.addresses {
+        let (addr, len) = match a.value.split_once('/') {
+            Some((x, l)) => (x, Some(l)),
+            None => (a.value.as_str(), None),
+        };
+        let Ok(ip) = addr.trim().parse::<std::net::IpAddr>() else {
+            cx.err(
+                a.loc,
+                format!(
+                    "host address `{}`: expected an IP address, optionally with /prefix",
+                    a.value
+                ),
+            );
+            ok = false;
+            continue;
+        };
+        host.addresses.push(ip);
+        if let Some(l) = len {
+            match l
+                .parse::<u8>()
+                .ok()
+                .and_then(|l| crate::values::Cidr::new(ip, l).ok())
+            {
+                Some(net) => host.networks.push(net.trunc()),
+                None => {
+                    cx.err(
+                        a.loc,
+                        format!("host address `{}`: bad prefix length", a.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+    for r in h.value.routes.iter().flatten() {
+        match crate::values::parse_cidr(&r.value.to.value) {
+            Ok(net) => host.routes.push((net, r.value.dev.clone())),
+            Err(m) => {
+                cx.err(r.value.to.loc, format!("route `to`: {m}"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(host)
 }
 
 fn packet_of(cx: &mut Ctx, p: &Located<PacketYaml>) -> Option<Packet> {

@@ -26,6 +26,9 @@ pub struct ScenarioYaml {
     pub dataplanes: Option<Vec<Located<String>>>,
     pub hosts: Option<IndexMap<Located<String>, Located<String>>>,
     pub ruleset: Option<Located<String>>,
+    /// Single-host mode: what fwsim knows of the host besides its ruleset (extends the
+    /// spec): its addresses (for addrtype, and the route after a DNAT) and routes.
+    pub host: Option<Located<HostYaml>>,
     pub expect: Option<Vec<Located<ExpectYaml>>>,
 }
 
@@ -55,6 +58,24 @@ pub struct MatrixYaml {
     pub port: Option<Located<i64>>,
     pub protocol: Option<Located<String>>,
     pub table: Located<String>,
+}
+
+/// `host:` of a single-host scenario.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HostYaml {
+    /// The host's addresses, each optionally with its network's prefix length
+    /// (`192.0.2.10/24`: 192.0.2.255 is then a broadcast address).
+    pub addresses: Vec<Located<String>>,
+    /// Routes: where packets to a network leave (longest prefix wins).
+    pub routes: Option<Vec<Located<RouteYaml>>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RouteYaml {
+    pub to: Located<String>,
+    pub dev: String,
 }
 
 /// A single packet through a host (single-host scenarios).
