@@ -224,7 +224,7 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
 }
 
 /// Today's date (UTC), from the system clock: `YYYY-MM-DD`.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -242,7 +242,7 @@ fn today() -> String {
 }
 
 /// The checked-out commit, or `unknown` outside a git work tree.
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

@@ -91,6 +91,9 @@ enum Command {
         /// Folder where each disagreement is written as a single-host scenario.
         #[arg(long, default_value = "reports/kernel-check")]
         out: PathBuf,
+        /// CSV file to append one row per backend to (agreement, cases/s).
+        #[arg(long, default_value = "reports/kernel-check.csv")]
+        csv: PathBuf,
     },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
@@ -261,6 +264,7 @@ fn main() -> ExitCode {
             probes_per_ruleset,
             backends,
             out,
+            csv,
         } => {
             let backends = match backends
                 .iter()
@@ -297,6 +301,10 @@ fn main() -> ExitCode {
             match result {
                 Ok(report) => {
                     print!("{report}");
+                    if let Err(e) = fwsim::kernel::check::append_csv(&report, &csv) {
+                        return usage_error(&format!("cannot write {}: {e}", csv.display()));
+                    }
+                    println!("rows appended to {}", csv.display());
                     if report.clean() {
                         ExitCode::SUCCESS
                     } else {

@@ -453,3 +453,58 @@ fn write_scenario(
     std::fs::write(&path, scenario_text(d, probe))?;
     Ok(path)
 }
+
+/// Append one row per backend to a CSV file (created with a header when missing): date,
+/// commit, seed, backend, rulesets, cases, agree, disagree, inconclusive, load and parse
+/// errors, seconds, cases per second.
+pub fn append_csv(report: &CheckReport, path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let new = !path.exists();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if new {
+        w.write_record([
+            "date",
+            "commit",
+            "seed",
+            "backend",
+            "rulesets",
+            "cases",
+            "agree",
+            "disagree",
+            "inconclusive",
+            "load_errors",
+            "parse_errors",
+            "seconds",
+            "cases_per_sec",
+        ])?;
+    }
+    let (date, commit) = (crate::bench::today(), crate::bench::commit());
+    for (b, r) in &report.backends {
+        w.write_record([
+            date.clone(),
+            commit.clone(),
+            report.seed.to_string(),
+            b.as_str().to_string(),
+            r.rulesets.to_string(),
+            r.cases.to_string(),
+            r.agree.to_string(),
+            r.disagree.to_string(),
+            r.inconclusive.to_string(),
+            r.load_errors.len().to_string(),
+            r.parse_errors.len().to_string(),
+            format!("{:.2}", r.seconds),
+            format!("{:.0}", r.cases as f64 / r.seconds.max(1e-9)),
+        ])?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(&bytes)
+}

@@ -115,6 +115,15 @@ struct State {
     dport: Option<u16>,
     iif: Option<String>,
     oif: Option<String>,
+    /// Why the source / destination address or port is no longer known (a NAT whose
+    /// result the model cannot tell: MASQUERADE without the host's addresses, REDIRECT
+    /// in PREROUTING, a NAT to a range). A match reading it is inconclusive.
+    src_why: Option<String>,
+    dst_why: Option<String>,
+    sport_why: Option<String>,
+    dport_why: Option<String>,
+    /// REDIRECT moved the packet to a local address (which one is not known).
+    redirected: bool,
     mark: u32,
     ctmark: u32,
     /// Conntrack attached (false before the conntrack hook).
@@ -379,6 +388,40 @@ fn iface_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+impl State {
+    fn addr(&self, dir: Dir) -> Result<IpAddr, String> {
+        match dir {
+            Dir::Src => self.src_why.clone().map_or(Ok(self.src), Err),
+            Dir::Dst => self.dst_why.clone().map_or(Ok(self.dst), Err),
+        }
+    }
+    fn port(&self, dir: Dir) -> Result<Option<u16>, String> {
+        match dir {
+            Dir::Src => self.sport_why.clone().map_or(Ok(self.sport), Err),
+            Dir::Dst => self.dport_why.clone().map_or(Ok(self.dport), Err),
+        }
+    }
+}
+
+/// A NAT's port part: one port is known, a range is the kernel's choice.
+fn nat_ports(
+    ports: Option<(u16, u16)>,
+    port: &mut Option<u16>,
+    why: &mut Option<String>,
+    what: &str,
+) {
+    if let Some((lo, hi)) = ports {
+        if lo == hi {
+            *port = Some(lo);
+            *why = None;
+        } else {
+            *why = Some(format!(
+                "{what} to the ports {lo}-{hi}: the kernel picks the port"
+            ));
+        }
+    }
+}
+
 impl<'a> Run<'a> {
     fn go(&mut self) -> (Fate, u32) {
         let p = self.packet;
@@ -394,6 +437,11 @@ impl<'a> Run<'a> {
             dport: p.dport,
             iif: p.iif.clone(),
             oif: p.oif.clone(),
+            src_why: None,
+            dst_why: None,
+            sport_why: None,
+            dport_why: None,
+            redirected: false,
             mark: p.mark,
             ctmark: 0,
             tracked_yet: false,
@@ -443,8 +491,17 @@ impl<'a> Run<'a> {
             }
             // Routing after PREROUTING, on a known host, when a DNAT moved the destination.
             if let (Hook::Prerouting, Some(host)) = (hook, self.host) {
-                if st.dst != p.dst {
-                    if host.addresses.contains(&st.dst) {
+                if st.dst_why.is_some() && !st.redirected {
+                    return (
+                        Fate::Inconclusive(format!(
+                            "the route after PREROUTING depends on the new destination: {}",
+                            st.dst_why.clone().unwrap_or_default()
+                        )),
+                        st.mark,
+                    );
+                }
+                if st.dst != p.dst || st.redirected {
+                    if st.redirected || host.addresses.contains(&st.dst) {
                         hooks = &[Hook::Prerouting, Hook::Input];
                         self.path = PacketHook::Input;
                         st.oif = None;
@@ -590,7 +647,10 @@ impl<'a> Run<'a> {
         let p = self.packet;
         match m {
             Match::Addr { dir, nets, neg } => {
-                let a = if *dir == Dir::Src { st.src } else { st.dst };
+                let a = match st.addr(*dir) {
+                    Ok(a) => a,
+                    Err(why) => return Truth::Unknown(why),
+                };
                 negate(truth(nets.iter().any(|n| n.contains(&a))), *neg)
             }
             Match::Proto { proto, neg } => negate(truth(*proto == 0 || *proto == p.protocol), *neg),
@@ -617,7 +677,10 @@ impl<'a> Run<'a> {
             }
             Match::Fragment { neg } => negate(Truth::No, *neg),
             Match::Port { dir, ranges, neg } => {
-                let port = if *dir == Dir::Src { st.sport } else { st.dport };
+                let port = match st.port(*dir) {
+                    Ok(p) => p,
+                    Err(why) => return Truth::Unknown(why),
+                };
                 match port {
                     Some(x) => negate(truth(ranges.iter().any(|(a, b)| *a <= x && x <= *b)), *neg),
                     None if has_ports(p.protocol) => Truth::Unknown(format!(
@@ -632,6 +695,9 @@ impl<'a> Run<'a> {
                 }
             }
             Match::AnyPort { ranges, neg } => {
+                if let Some(why) = st.sport_why.as_ref().or(st.dport_why.as_ref()) {
+                    return Truth::Unknown(why.clone());
+                }
                 let inr = |x: Option<u16>| {
                     x.is_some_and(|x| ranges.iter().any(|(a, b)| *a <= x && x <= *b))
                 };
@@ -720,6 +786,12 @@ impl<'a> Run<'a> {
                     None => true,
                     Some((mask, neg)) => (host.addr_type(a) & mask != 0) != *neg,
                 };
+                if let (Some(why), Some(_)) | (_, Some(why)) = (
+                    src.as_ref().and(st.src_why.as_ref()),
+                    dst.as_ref().and(st.dst_why.as_ref()),
+                ) {
+                    return Truth::Unknown(why.clone());
+                }
                 truth(ok(src, st.src) && ok(dst, st.dst))
             }
             Match::Statistic { neg, .. } => {
@@ -804,7 +876,10 @@ impl<'a> Run<'a> {
                 if v6 == v4 {
                     return Read::Absent;
                 }
-                let a = if dir == Dir::Src { st.src } else { st.dst };
+                let a = match st.addr(dir) {
+                    Ok(a) => a,
+                    Err(why) => return Read::Unknown(why),
+                };
                 num(match a {
                     IpAddr::V4(a) => u128::from(u32::from(a)),
                     IpAddr::V6(a) => u128::from(a),
@@ -812,7 +887,10 @@ impl<'a> Run<'a> {
             }
             Field::L4Proto => num(p.protocol.into()),
             Field::Port(dir) => {
-                let port = if dir == Dir::Src { st.sport } else { st.dport };
+                let port = match st.port(dir) {
+                    Ok(p) => p,
+                    Err(why) => return Read::Unknown(why),
+                };
                 match port {
                     Some(x) => num(x.into()),
                     None if has_ports(p.protocol) => Read::Unknown(format!(
@@ -827,7 +905,10 @@ impl<'a> Run<'a> {
                 }
             }
             Field::ThPort(dir) => {
-                let port = if dir == Dir::Src { st.sport } else { st.dport };
+                let port = match st.port(dir) {
+                    Ok(p) => p,
+                    Err(why) => return Read::Unknown(why),
+                };
                 let icmp = p.protocol == if v4 { 1 } else { 58 };
                 match port {
                     Some(x) if has_ports(p.protocol) => num(x.into()),
@@ -987,28 +1068,82 @@ impl<'a> Run<'a> {
                 Flow::Next
             }
             Action::Dnat(to) | Action::Redirect(to) => {
-                if let Some((a, _)) = to.addrs {
-                    st.dst = a;
+                let redirect = matches!(action, Action::Redirect(_));
+                if redirect {
+                    // N6: in OUTPUT to the loopback address; in PREROUTING to the primary
+                    // address of the input interface, which fwsim does not know.
+                    if hook == Hook::Output {
+                        st.dst = if st.dst.is_ipv4() {
+                            IpAddr::from([127, 0, 0, 1])
+                        } else {
+                            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+                        };
+                        st.dst_why = None;
+                    } else {
+                        st.dst_why = Some(
+                            "REDIRECT made the destination the input interface's address, which is not modelled"
+                                .into(),
+                        );
+                        st.redirected = true;
+                    }
+                } else if let Some((lo, hi)) = to.addrs {
+                    if lo == hi {
+                        st.dst = lo;
+                        st.dst_why = None;
+                    } else {
+                        st.dst_why = Some(format!(
+                            "DNAT to the range {lo}-{hi}: the kernel picks the address"
+                        ));
+                    }
                 }
-                if let Some((p, _)) = to.ports {
-                    st.dport = Some(p);
-                }
+                nat_ports(to.ports, &mut st.dport, &mut st.dport_why, "DNAT");
                 st.nat_bits |= ct::DNAT;
-                self.trace[last].effect = "match: dnat".into();
+                self.trace[last].effect = if redirect {
+                    "match: redirect"
+                } else {
+                    "match: dnat"
+                }
+                .into();
                 Flow::Accept
             }
             Action::Snat(to) => {
-                if let Some((a, _)) = to.addrs {
-                    st.src = a;
+                if let Some((lo, hi)) = to.addrs {
+                    if lo == hi {
+                        st.src = lo;
+                        st.src_why = None;
+                    } else {
+                        st.src_why = Some(format!(
+                            "SNAT to the range {lo}-{hi}: the kernel picks the address"
+                        ));
+                    }
                 }
-                if let Some((p, _)) = to.ports {
-                    st.sport = Some(p);
-                }
+                nat_ports(to.ports, &mut st.sport, &mut st.sport_why, "SNAT");
                 st.nat_bits |= ct::SNAT;
                 self.trace[last].effect = "match: snat".into();
                 Flow::Accept
             }
             Action::Masquerade => {
+                // N7: the source becomes the output interface's address toward the next
+                // hop; fwsim knows it when the destination is on one of the host's networks.
+                let dst = st.dst;
+                let own = self.host.and_then(|h| {
+                    h.addresses.iter().copied().find(|a| {
+                        a.is_ipv4() == dst.is_ipv4()
+                            && h.networks.iter().any(|n| n.contains(a) && n.contains(&dst))
+                    })
+                });
+                match own {
+                    Some(a) if st.dst_why.is_none() => {
+                        st.src = a;
+                        st.src_why = None;
+                    }
+                    _ => {
+                        st.src_why = Some(
+                            "MASQUERADE chose the output interface's address, which is not known (give the host's addresses with their networks)"
+                                .into(),
+                        )
+                    }
+                }
                 st.nat_bits |= ct::SNAT;
                 self.trace[last].effect = "match: masquerade".into();
                 Flow::Accept
@@ -1266,6 +1401,37 @@ mod tests {
         // Without the host, the path stays input (and the DNATed port is dropped there).
         let w = walk(&rs, &packet("dst=10.0.0.1 dport=8443"));
         assert_eq!(w.path, PacketHook::Input);
+    }
+
+    /// What a NAT leaves unknown is never guessed (N6, N7; found by kernel-check, where a
+    /// chain after MASQUERADE matched the old source).
+    #[test]
+    fn nat_results_fwsim_cannot_know_are_inconclusive() {
+        let rules = "table ip t {\n chain post { type nat hook postrouting priority srcnat; policy accept;\n  oifname \"eth1\" masquerade\n }\n chain late { type filter hook postrouting priority 200; policy accept;\n  ip saddr 198.51.100.0/24 drop\n }\n chain pre { type nat hook prerouting priority dstnat; policy accept;\n  tcp dport 8080 redirect to :80\n  tcp dport 8443 dnat to 10.9.0.1-10.9.0.2\n }\n chain fwd { type filter hook forward priority 0; policy accept;\n  ip daddr 10.9.0.1 drop\n  tcp dport 80 accept\n }\n}\n";
+        let rs = crate::netfilter::read_ruleset(rules).unwrap();
+        let fwd = "src=198.51.100.4 dst=10.1.0.9 hook=forward oif=eth1 dport=443";
+        assert!(
+            matches!(walk(&rs, &packet(fwd)).fate, Fate::Inconclusive(m) if m.contains("MASQUERADE"))
+        );
+        let host = Host {
+            addresses: vec!["10.1.0.1".parse().unwrap()],
+            networks: vec!["10.1.0.0/24".parse().unwrap()],
+            routes: vec![("10.1.0.0/24".parse().unwrap(), "eth1".into())],
+        };
+        // Known host: the source becomes 10.1.0.1, which `late` does not drop.
+        assert_eq!(walk_on(&rs, &packet(fwd), Some(&host)).fate, Fate::Accept);
+        // REDIRECT: local, address unknown; the port is known.
+        let w = walk_on(
+            &rs,
+            &packet("dst=10.1.0.9 hook=forward oif=eth1 dport=8080"),
+            Some(&host),
+        );
+        assert_eq!(w.path, PacketHook::Input);
+        assert_eq!(w.fate, Fate::Accept);
+        // DNAT to a range: the address is the kernel's pick.
+        assert!(
+            matches!(walk(&rs, &packet("dst=10.1.0.9 hook=forward oif=eth1 dport=8443")).fate, Fate::Inconclusive(m) if m.contains("range"))
+        );
     }
 
     fn nft_fate(rules: &str, p: &str) -> Fate {
