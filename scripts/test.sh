@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for tool in ip:iproute2 nsenter:util-linux nft:nftables iptables-legacy-restore:iptables \
-    iptables-nft-restore:iptables ipset:ipset; do
+    iptables-nft-restore:iptables ipset:ipset conntrack:conntrack; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
   done
   if [ ${#missing[@]} -gt 0 ]; then

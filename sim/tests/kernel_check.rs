@@ -86,3 +86,43 @@ fn planted_wrong_semantics_is_caught() {
     assert!(report.disagreements.len() > 20, "{report}");
     assert!(!report.clean());
 }
+
+/// Established probes really are established in the kernel: a simulator that forgets the
+/// ESTABLISHED state in `--ctstate` / `ct state` matches disagrees with it.
+#[test]
+fn established_probes_are_seeded() {
+    let backends = vec![Backend::Legacy];
+    if skip(&backends) {
+        return;
+    }
+    fn plant(rs: &mut Ruleset) {
+        for t in &mut rs.tables {
+            for c in &mut t.chains {
+                for r in &mut c.rules {
+                    for m in &mut r.matches {
+                        if let fwsim::netfilter::ir::Match::CtState { states, .. } = m {
+                            *states &= !fwsim::netfilter::ir::ct::ESTABLISHED;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let opts = CheckOptions {
+        seed: 11,
+        cases: 600,
+        probes_per_ruleset: 20,
+        backends,
+        out_dir: None,
+        plant: Some(plant),
+    };
+    let report = run(&opts, |_, _, _| {}).expect("kernel check runs");
+    assert!(!report.disagreements.is_empty(), "{report}");
+    assert!(
+        report
+            .disagreements
+            .iter()
+            .all(|d| d.packet.ctstate == fwsim::values::CtState::Established),
+        "{report}"
+    );
+}

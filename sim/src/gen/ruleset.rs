@@ -163,6 +163,10 @@ pub struct GenProbe {
     pub dport: u16,
     /// To one of the DUT's addresses (else forwarded).
     pub local: bool,
+    /// Part of an established connection (UDP or ICMP echo; the kernel check seeds the
+    /// conntrack entry first). Its tuple is unique in its batch: UDP source port 50000 +
+    /// its index, ICMP echo id = its marker.
+    pub established: bool,
 }
 
 fn pick<T: Copy, R: Rng>(rng: &mut R, items: &[T]) -> T {
@@ -774,7 +778,7 @@ fn nft_extra(g: &mut Gen) -> String {
 pub fn probes(seed: u64, v6: bool, n: usize) -> Vec<GenProbe> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
     (0..n)
-        .map(|_| {
+        .map(|j| {
             let src: IpAddr = pick(&mut rng, if v6 { &SRC6 } else { &SRC4 })
                 .parse()
                 .expect("pool");
@@ -787,13 +791,20 @@ pub fn probes(seed: u64, v6: bool, n: usize) -> Vec<GenProbe> {
             };
             let dst: IpAddr = pick(&mut rng, pool).parse().expect("pool");
             let protocol = pick(&mut rng, &[6u8, 6, 17, if v6 { 58 } else { 1 }]);
+            let mut sport = pick(&mut rng, &PORTS);
+            let dport = pick(&mut rng, &PORTS);
+            let established = protocol != 6 && rng.random_bool(0.3);
+            if established && protocol == 17 {
+                sport = 50_000 + j as u16;
+            }
             GenProbe {
                 src,
                 dst,
                 protocol,
-                sport: pick(&mut rng, &PORTS),
-                dport: pick(&mut rng, &PORTS),
+                sport,
+                dport,
                 local,
+                established,
             }
         })
         .collect()

@@ -159,9 +159,46 @@ pub fn packet_of(p: &GenProbe) -> Packet {
         iif: Some(DUT_IN.into()),
         oif: (!p.local).then(|| DUT_OUT.into()),
         hook: if p.local { Hook::Input } else { Hook::Forward },
-        ctstate: CtState::New,
+        ctstate: if p.established {
+            CtState::Established
+        } else {
+            CtState::New
+        },
         mark: 0,
     }
+}
+
+/// Seed the conntrack entry of an established probe (`marker`): both directions seen, as
+/// after a reply (docs/kernel-harness-notes.md §6: without SEEN_REPLY the probe is NEW).
+fn seed_conntrack(lab: &Lab, p: &GenProbe, marker: u16) -> Result<(), KernelError> {
+    let (src, dst) = (p.src.to_string(), p.dst.to_string());
+    let (sport, dport, id) = (p.sport.to_string(), p.dport.to_string(), marker.to_string());
+    let mut args = vec!["conntrack", "-I", "-s", &src, "-d", &dst];
+    match (p.protocol, p.src.is_ipv4()) {
+        (17, _) => args.extend(["-p", "udp", "--sport", &sport, "--dport", &dport]),
+        (_, true) => args.extend([
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "8",
+            "--icmp-code",
+            "0",
+            "--icmp-id",
+            &id,
+        ]),
+        (_, false) => args.extend([
+            "-p",
+            "icmpv6",
+            "--icmpv6-type",
+            "128",
+            "--icmpv6-code",
+            "0",
+            "--icmpv6-id",
+            &id,
+        ]),
+    }
+    args.extend(["-t", "120", "-u", "SEEN_REPLY"]);
+    lab.in_dut(&args, None).map(|_| ())
 }
 
 fn text_for(g: &GenRuleset, backend: Backend) -> String {
@@ -302,6 +339,11 @@ pub fn run(
                 }
             };
             for (j, p) in ps.iter().enumerate() {
+                if p.established {
+                    seed_conntrack(&lab, p, j as u16 + 1)?;
+                }
+            }
+            for (j, p) in ps.iter().enumerate() {
                 sender.send(&Probe {
                     src: p.src,
                     dst: p.dst,
@@ -326,6 +368,9 @@ pub fn run(
                 marker: sentinel,
             })?;
             let seen = read_until_sentinel(&lab, sentinel)?;
+            if ps.iter().any(|p| p.established) {
+                lab.in_dut(&["conntrack", "-F"], None)?;
+            }
             for (j, p) in ps.iter().enumerate() {
                 r.cases += 1;
                 let kernel = seen.fate(j as u16 + 1, p.protocol == 6);

@@ -3,7 +3,7 @@
 //! Each probe carries a marker so that many probes can be judged after one ruleset load:
 //! the IPv4 IP ID or the IPv6 flow label, and for TCP the sequence number `marker << 16`.
 //! A TCP probe is a SYN (a NEW connection), a UDP probe carries 5 bytes, an ICMP probe is
-//! an echo request. Checksums are correct (a bad one makes conntrack see INVALID).
+//! an echo request with id and sequence number = marker. Checksums are correct (a bad one makes conntrack see INVALID).
 
 use super::KernelError;
 use std::net::IpAddr;
@@ -73,7 +73,8 @@ fn l4(p: &Probe, src: &[u8], dst: &[u8], v6: bool) -> Vec<u8> {
         _ => {
             h.push(if v6 { 128 } else { 8 });
             h.extend_from_slice(&[0, 0, 0]);
-            h.extend_from_slice(&1u16.to_be_bytes());
+            // Echo id and sequence number: the marker (the id is in conntrack's tuple).
+            h.extend_from_slice(&p.marker.to_be_bytes());
             h.extend_from_slice(&p.marker.to_be_bytes());
             h.extend_from_slice(b"fwsim");
         }
