@@ -22,7 +22,13 @@ cargo build --release -p fwsim
 ./target/release/fwsim run scenarios/
 # The simulator against the kernel: a short check (the tests run one too; both skip,
 # saying why, without root).
+# Exit 1 (a disagreement) fails the suite; exit 2 means the kernel cannot be asked here
+# (no root, no namespaces, tools missing): it says why and the suite goes on.
 if [ "$(id -u)" = 0 ]; then
-  ./target/release/fwsim kernel-check --seed 1 --cases 2000 --csv target/kernel-check-ci.csv --out target/kernel-check-ci
+  rc=0
+  ./target/release/fwsim kernel-check --seed 1 --cases 2000 --csv target/kernel-check-ci.csv \
+    --out target/kernel-check-ci || rc=$?
+  if [ "$rc" = 1 ]; then exit 1; fi
+  if [ "$rc" != 0 ]; then echo "kernel-check skipped (exit $rc)"; fi
 fi
 cargo test --workspace
