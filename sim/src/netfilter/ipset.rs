@@ -753,4 +753,277 @@ mod tests {
         assert_eq!(cidrs(one, one, 32), vec![(one, 32)]);
         assert_eq!(cidrs(1, 6, 32), vec![(1, 32), (2, 31), (4, 31), (6, 32)]);
     }
+
+    use crate::netfilter::interp::{walk, Fate};
+    use crate::values::{CtState, Hook, Packet};
+
+    /// One rule `-A CHAIN <rule> -j ACCEPT` behind a DROP policy; the packet's fate.
+    fn fate(sets: &str, rule: &str, packet: &str) -> Fate {
+        let chain = if packet.contains("hook=forward") {
+            "FORWARD"
+        } else if packet.contains("hook=output") {
+            "OUTPUT"
+        } else {
+            "INPUT"
+        };
+        let text = format!(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n-A {chain} {rule} -j ACCEPT\nCOMMIT\n"
+        );
+        let mut rs = crate::netfilter::read_ruleset(&text).unwrap();
+        let sets = crate::netfilter::read_ipsets(sets).unwrap_or_else(|e| panic!("{e:?}"));
+        crate::netfilter::attach_ipsets(&mut rs, sets).unwrap();
+        walk(&rs, &pk(packet)).fate
+    }
+
+    fn pk(text: &str) -> Packet {
+        let mut p = Packet {
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "10.0.0.1".parse().unwrap(),
+            protocol: 6,
+            sport: Some(40000),
+            dport: Some(80),
+            iif: Some("eth0".into()),
+            oif: None,
+            hook: Hook::Input,
+            ctstate: CtState::New,
+            mark: 0,
+        };
+        for kv in text.split_whitespace() {
+            let (k, v) = kv.split_once('=').unwrap();
+            match k {
+                "src" => p.src = v.parse().unwrap(),
+                "dst" => p.dst = v.parse().unwrap(),
+                "sport" => p.sport = v.parse().ok(),
+                "dport" => p.dport = v.parse().ok(),
+                "proto" => p.protocol = v.parse().unwrap(),
+                "iif" => p.iif = Some(v.into()).filter(|s: &String| s != "-"),
+                "oif" => p.oif = Some(v.into()),
+                "hook" => {
+                    p.hook = match v {
+                        "forward" => Hook::Forward,
+                        "output" => Hook::Output,
+                        _ => Hook::Input,
+                    }
+                }
+                _ => panic!("{k}"),
+            }
+        }
+        if p.protocol != 6 && p.protocol != 17 && p.protocol != 132 {
+            p.sport = None;
+            p.dport = None;
+        }
+        p
+    }
+
+    fn yes(sets: &str, rule: &str, packet: &str) -> bool {
+        match fate(sets, rule, packet) {
+            Fate::Accept => true,
+            Fate::Drop => false,
+            f => panic!("{rule} / {packet}: {f:?}"),
+        }
+    }
+
+    #[test]
+    fn hash_ip_ranges_netmask_and_family() {
+        let sets = "create a hash:ip\nadd a 10.0.0.0/30\nadd a 10.0.1.5-10.0.1.7\ncreate m hash:ip netmask 24\nadd m 10.9.9.9\ncreate six hash:ip family inet6\nadd six 2001:db8::1\n";
+        let r = "-m set --match-set a src";
+        assert!(yes(sets, r, "src=10.0.0.3"));
+        assert!(!yes(sets, r, "src=10.0.0.4"));
+        assert!(yes(sets, r, "src=10.0.1.5"));
+        assert!(yes(sets, r, "src=10.0.1.7"));
+        assert!(!yes(sets, r, "src=10.0.1.8"));
+        // dst direction reads the destination.
+        assert!(yes(sets, "-m set --match-set a dst", "dst=10.0.0.2"));
+        assert!(!yes(
+            sets,
+            "-m set --match-set a dst",
+            "src=10.0.0.2 dst=10.0.0.9"
+        ));
+        // netmask 24: the element is 10.9.9.0/24, and so is the packet's address.
+        assert!(yes(sets, "-m set --match-set m src", "src=10.9.9.200"));
+        assert!(!yes(sets, "-m set --match-set m src", "src=10.9.10.1"));
+        // An inet6 set never matches an IPv4 packet; negated, it always does.
+        let r6 =
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set six src -j ACCEPT\nCOMMIT\n";
+        let mut rs = crate::netfilter::read_ruleset(r6).unwrap();
+        crate::netfilter::attach_ipsets(&mut rs, crate::netfilter::read_ipsets(sets).unwrap())
+            .unwrap();
+        assert_eq!(walk(&rs, &pk("src=10.0.0.1")).fate, Fate::Drop);
+        assert!(yes(sets, "-m set ! --match-set six src", "src=10.0.0.1"));
+    }
+
+    #[test]
+    fn hash_net_most_specific_prefix_and_nomatch() {
+        let sets = "create n hash:net\nadd n 10.0.0.0/8\nadd n 10.1.0.0/16 nomatch\nadd n 10.1.2.0/24\nadd n 192.168.0.0-192.168.0.5\n";
+        let r = "-m set --match-set n src";
+        assert!(yes(sets, r, "src=10.9.9.9"));
+        assert!(!yes(sets, r, "src=10.1.9.9")); // the /16 nomatch is the most specific
+        assert!(yes(sets, r, "src=10.1.2.9")); // the /24 is more specific than the /16
+        assert!(!yes(sets, r, "src=11.0.0.1"));
+        assert!(yes(sets, r, "src=192.168.0.5"));
+        assert!(!yes(sets, r, "src=192.168.0.6"));
+        // `!` inverts membership: a nomatch address matches the negated rule.
+        assert!(yes(sets, "-m set ! --match-set n src", "src=10.1.9.9"));
+        // --return-nomatch: only nomatch elements are members.
+        let rn = "-m set --match-set n src --return-nomatch";
+        assert!(yes(sets, rn, "src=10.1.9.9"));
+        assert!(!yes(sets, rn, "src=10.9.9.9"));
+        assert!(!yes(sets, rn, "src=11.0.0.1"));
+    }
+
+    #[test]
+    fn ports_protocols_and_directions() {
+        let sets = "create p hash:ip,port\nadd p 10.0.0.1,80\nadd p 10.0.0.1,udp:53\nadd p 10.0.0.1,icmp:echo-request\nadd p 10.0.0.1,gre:0\nadd p 10.0.0.2,tcp:8000-8002\n";
+        let r = "-m set --match-set p dst,dst";
+        assert!(yes(sets, r, "dport=80"));
+        assert!(!yes(sets, r, "dport=81"));
+        assert!(!yes(sets, r, "proto=17 dport=80")); // bare 80 is tcp
+        assert!(yes(sets, r, "proto=17 dport=53"));
+        assert!(yes(sets, r, "proto=1")); // ICMP echo request: port 8 << 8
+        assert!(yes(sets, r, "proto=47")); // GRE: port 0 with its protocol
+        assert!(!yes(sets, r, "proto=50")); // ESP: not an element
+        assert!(yes(sets, r, "dst=10.0.0.2 dport=8001"));
+        // The second direction picks the port: src reads the source port.
+        assert!(yes(
+            sets,
+            "-m set --match-set p dst,src",
+            "sport=80 dport=1"
+        ));
+        assert!(!yes(
+            sets,
+            "-m set --match-set p dst,src",
+            "sport=1 dport=80"
+        ));
+        // Fewer directions than dimensions: never a member (negated: always).
+        assert!(!yes(sets, "-m set --match-set p dst", "dport=80"));
+        assert!(yes(sets, "-m set ! --match-set p dst", "dport=80"));
+        // Extra directions are ignored.
+        assert!(yes(sets, "-m set --match-set p dst,dst,src", "dport=80"));
+        // A port the packet does not give: inconclusive, not a guess.
+        assert!(matches!(
+            fate(sets, r, "dport=none"),
+            Fate::Inconclusive(m) if m.contains("destination")
+        ));
+    }
+
+    #[test]
+    fn three_dimensions_bitmaps_ifaces_and_lists() {
+        let sets = "create ipi hash:ip,port,ip\nadd ipi 10.0.0.1,tcp:80,192.0.2.1\ncreate ipn hash:ip,port,net\nadd ipn 10.0.0.1,tcp:80,192.0.2.0/24\nadd ipn 10.0.0.1,tcp:80,192.0.2.128/25 nomatch\ncreate bp bitmap:port range 0-1024\nadd bp 80-82\ncreate bi bitmap:ip range 10.0.0.0/24\nadd bi 10.0.0.1\ncreate ni hash:net,iface\nadd ni 192.0.2.0/24,eth0\ncreate l list:set\nadd l bi\nadd l bp\n";
+        assert!(yes(sets, "-m set --match-set ipi dst,dst,src", ""));
+        assert!(!yes(sets, "-m set --match-set ipi dst,dst,dst", ""));
+        assert!(yes(sets, "-m set --match-set ipn dst,dst,src", ""));
+        assert!(!yes(
+            sets,
+            "-m set --match-set ipn dst,dst,src",
+            "src=192.0.2.200"
+        ));
+        assert!(yes(sets, "-m set --match-set bp dst", "dport=81"));
+        assert!(yes(sets, "-m set --match-set bp dst", "proto=17 dport=81"));
+        assert!(!yes(
+            sets,
+            "-m set --match-set bp dst",
+            "proto=132 dport=81"
+        ));
+        assert!(!yes(sets, "-m set --match-set bp dst", "dport=83"));
+        assert!(yes(sets, "-m set --match-set bi dst", ""));
+        assert!(!yes(sets, "-m set --match-set bi dst", "dst=10.0.0.2"));
+        // net,iface: src reads the input device; at OUTPUT there is none.
+        assert!(yes(sets, "-m set --match-set ni src,src", ""));
+        assert!(!yes(sets, "-m set --match-set ni src,src", "iif=eth1"));
+        assert!(!yes(sets, "-m set --match-set ni src,dst", "iif=eth0"));
+        assert!(!yes(
+            sets,
+            "-m set --match-set ni src,src",
+            "hook=output oif=eth0"
+        ));
+        assert!(matches!(
+            fate(sets, "-m set --match-set ni src,src", "iif=-"),
+            Fate::Inconclusive(_)
+        ));
+        // list:set: a member of any member set.
+        assert!(yes(sets, "-m set --match-set l dst", ""));
+        assert!(yes(
+            sets,
+            "-m set --match-set l dst",
+            "dst=10.0.0.9 dport=80"
+        ));
+        assert!(!yes(
+            sets,
+            "-m set --match-set l dst",
+            "dst=10.0.0.9 dport=90"
+        ));
+    }
+
+    #[test]
+    fn commands_apply_in_order_and_restore_errors() {
+        let sets = "create a hash:ip\nadd a 10.0.0.1\nadd a 10.0.0.2\ndel a 10.0.0.1\ncreate b hash:ip\nadd b 10.0.0.3\nflush b\ncreate c hash:ip\ndestroy c\ncreate d hash:ip\nadd d 10.0.0.4\nadd d 10.0.0.4 -exist\n";
+        assert!(!yes(sets, "-m set --match-set a dst", "dst=10.0.0.1"));
+        assert!(yes(sets, "-m set --match-set a dst", "dst=10.0.0.2"));
+        assert!(!yes(sets, "-m set --match-set b dst", "dst=10.0.0.3"));
+        assert!(yes(sets, "-m set --match-set d dst", "dst=10.0.0.4"));
+        let bad = |t: &str| crate::netfilter::read_ipsets(t).unwrap_err();
+        let e = bad("create a hash:ip\nadd a 10.0.0.0/30\nadd a 10.0.0.2\n");
+        assert_eq!((e.loc.line, e.loc.col), (3, 7));
+        assert!(e.message.contains("already in set"), "{}", e.message);
+        let e = bad("create a hash:net\nadd a 10.0.0.0/8\nadd a 10.0.0.5/8 nomatch\n");
+        assert!(e.message.contains("already in set"), "{}", e.message);
+        let e = bad("create a bitmap:port range 1000-2000\nadd a 80\n");
+        assert!(e.message.contains("out of the range"), "{}", e.message);
+        let e = bad("create a hash:ip\ndel a 10.0.0.1\n");
+        assert!(e.message.contains("not in set"), "{}", e.message);
+        let e = bad("create a hash:ip\ncreate l list:set\nadd l a\ndestroy a\n");
+        assert!(e.message.contains("list:set"), "{}", e.message);
+        // A rule naming a set that is not given: refused at that rule.
+        let mut rs = crate::netfilter::read_ruleset(
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -j ACCEPT\n-A INPUT -m set --match-set nope src -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        let e =
+            crate::netfilter::attach_ipsets(&mut rs, crate::netfilter::read_ipsets(sets).unwrap())
+                .unwrap_err();
+        assert_eq!(e.loc.line, 4);
+        assert!(e.message.contains("`nope` does not exist"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknowns_stay_inconclusive() {
+        // No ipsets given at all: today's behaviour.
+        let rs = crate::netfilter::read_ruleset(
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set a src -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(walk(&rs, &pk("")).fate, Fate::Inconclusive(m) if m.contains("not known"))
+        );
+        // A type fwsim does not evaluate, and counter comparisons.
+        let sets =
+            "create m hash:mac\nadd m 02:00:00:00:00:01\ncreate a hash:ip\nadd a 192.0.2.1\n";
+        assert!(
+            matches!(fate(sets, "-m set --match-set m src", ""), Fate::Inconclusive(m) if m.contains("hash:mac"))
+        );
+        assert!(matches!(
+            fate(sets, "-m set --match-set a src --packets-gt 5", ""),
+            Fate::Inconclusive(_)
+        ));
+        // Counter updates do not change the verdict.
+        assert!(yes(
+            sets,
+            "-m set --match-set a src ! --update-counters",
+            ""
+        ));
+    }
+
+    #[test]
+    fn combined_dump_then_ruleset() {
+        let text = "create a hash:ip family inet\nadd a 192.0.2.1\n# Generated by iptables-save\n*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set a src -j ACCEPT\n-A INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT\n";
+        // Errors in the ruleset part keep the file's line numbers.
+        let e = crate::netfilter::read_ruleset(text).unwrap_err();
+        assert_eq!(e.loc.line, 7, "{e:?}");
+        let text = text.replace(" 99999", " 22");
+        let rs = crate::netfilter::read_ruleset(&text).unwrap();
+        assert_eq!(walk(&rs, &pk("")).fate, Fate::Accept);
+        assert_eq!(walk(&rs, &pk("src=192.0.2.2 dport=80")).fate, Fate::Drop);
+        let e = crate::netfilter::read_ruleset("create a hash:ip\nadd a 10.0.0.1\n").unwrap_err();
+        assert!(e.message.contains("without a ruleset"), "{}", e.message);
+    }
 }

@@ -1209,3 +1209,219 @@ impl fmt::Display for Save {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(text: &str) -> (u32, u32, String) {
+        let e = parse(text).unwrap_err();
+        (e.loc.line, e.loc.col, e.message)
+    }
+
+    fn adds(text: &str) -> Vec<Add> {
+        parse(text)
+            .unwrap()
+            .commands
+            .into_iter()
+            .filter_map(|c| match c {
+                Command::Add(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_type_and_entry_form() {
+        let text = "\
+# ipset save
+create a hash:ip family inet hashsize 1024 maxelem 65536 counters comment bucketsize 12 initval 0x8b858dd7
+add a 10.0.0.1 packets 3 bytes 180 comment \"hi there\"
+add a 10.0.1.0/30
+add a 10.0.2.1-10.0.2.9 timeout 0
+create n hash:net family inet6 timeout 300
+add n 2001:db8::/32 timeout 99
+add n 2001:db8:1::/48 nomatch
+create p hash:ip,port
+add p 10.0.0.1,80
+add p 10.0.0.1,udp:53
+add p 10.0.0.1,icmp:echo-request
+add p 10.0.0.1,icmp:3/3
+add p 10.0.0.1,gre:0
+add p 10.0.0.2,tcp:8000-8002
+add p 10.0.0.3,https
+create np hash:net,port
+add np 10.0.0.0/8,sctp:9
+create ipi hash:ip,port,ip
+add ipi 10.0.0.1,udp:53,10.0.0.2
+create ipn hash:ip,port,net
+add ipn 10.0.0.1,tcp:1,10.1.0.0/16 nomatch
+create npn hash:net,port,net
+add npn 10.0.0.0/24,tcp:1,10.1.0.0/16
+create nn hash:net,net
+add nn 10.0.0.0/24,10.1.0.0/16
+create ni hash:net,iface family inet
+add ni 0.0.0.0/0,eth0
+add ni 10.0.0.0/8,physdev:eth1
+create m hash:mac
+add m 02:00:00:00:00:01
+create bp bitmap:port range 0-1024
+add bp 22
+add bp 80-82
+create bi bitmap:ip range 10.0.0.0/24 netmask 30
+add bi 10.0.0.5
+create l list:set size 8
+add l a
+add l n before a
+-N old iphash
+-A old 192.0.2.1 -exist
+del a 10.0.0.1
+flush p
+destroy old
+";
+        let save = parse(text).unwrap();
+        // Printed, it parses back to the same tree (locations aside: compare prints).
+        let printed = save.to_string();
+        assert_eq!(parse(&printed).unwrap().to_string(), printed);
+        let a = adds(text);
+        assert_eq!(a[0].options[2].value.as_deref(), Some("hi there"));
+        assert_eq!(a[1].parts[0].to_string(), "10.0.1.0/30");
+        assert_eq!(a[2].parts[0].to_string(), "10.0.2.1-10.0.2.9");
+        assert!(a[4].nomatch);
+        // Ports: bare = tcp; icmp as type << 8 | code, printed by name.
+        assert_eq!(
+            a[5].parts[1],
+            Part::Port {
+                proto: Some(6),
+                lo: 80,
+                hi: 80
+            }
+        );
+        assert_eq!(a[7].parts[1].to_string(), "icmp:echo-request");
+        assert_eq!(
+            a[7].parts[1],
+            Part::Port {
+                proto: Some(1),
+                lo: 0x800,
+                hi: 0x800
+            }
+        );
+        assert_eq!(a[8].parts[1].to_string(), "icmp:port-unreachable");
+        assert_eq!(a[9].parts[1].to_string(), "gre:0");
+        assert_eq!(a[10].parts[1].to_string(), "tcp:8000-8002");
+        assert_eq!(a[11].parts[1].to_string(), "tcp:443");
+        assert_eq!(a[12].parts[1].to_string(), "sctp:9");
+        assert_eq!(
+            a[18].parts[1],
+            Part::Iface {
+                name: "eth1".into(),
+                physdev: true
+            }
+        );
+        assert_eq!(
+            a[20].parts[0],
+            Part::Port {
+                proto: None,
+                lo: 22,
+                hi: 22
+            }
+        );
+        assert_eq!(a[23].parts[0], Part::Set("a".into()));
+        assert_eq!(a[24].position, Some((true, "a".into())));
+        assert!(a[25].exist);
+        let bi = save
+            .commands
+            .iter()
+            .find_map(|c| match c {
+                Command::Create(c) if c.name == "bi" => Some(c),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(bi.ty, SetType::BitmapIp);
+        assert_eq!(bi.range, Some((0x0a00_0000, 0x0a00_00ff)));
+        assert_eq!(bi.netmask, Some(30));
+        // IPv6 ICMP prints as ipset save does.
+        let v6 = "create s hash:ip,port family inet6\nadd s 2001:db8::1,icmpv6:echo-request\n";
+        assert_eq!(adds(v6)[0].parts[1].to_string(), "ipv6-icmp:echo-request");
+        assert_eq!(
+            parse(&parse(v6).unwrap().to_string()).unwrap().to_string(),
+            parse(v6).unwrap().to_string()
+        );
+    }
+
+    #[test]
+    fn errors_are_located() {
+        assert_eq!(
+            e("create a hash:ip\nadd b 10.0.0.1\n"),
+            (
+                2,
+                5,
+                "set `b` does not exist: expected a set created on an earlier line".into()
+            )
+        );
+        let (l, c, m) = e("create a hash:ip\nadd a 10.0.0.300\n");
+        assert_eq!((l, c), (2, 7));
+        assert!(m.contains("expected an IPv4 address"), "{m}");
+        let (l, c, m) = e("create a hash:ip,port\nadd a 10.0.0.1,udp:99999\n");
+        assert_eq!((l, c), (2, 20));
+        assert!(m.contains("port number"), "{m}");
+        let (l, c, m) = e("create a hash:ip,port\nadd a 10.0.0.1,gre:5\n");
+        assert_eq!((l, c), (2, 20));
+        assert!(m.contains("pseudo port 0"), "{m}");
+        let (l, c, m) = e("create a hash:net\nadd a 10.0.0.0/8,80\n");
+        assert_eq!((l, c), (2, 7));
+        assert!(m.contains("expected 1 part"), "{m}");
+        let (l, c, m) = e("create a hash:net\nadd a 10.0.0.0/33\n");
+        assert_eq!((l, c), (2, 16));
+        assert!(m.contains("prefix length"), "{m}");
+        let (_, _, m) = e("create a hash:net\nadd a 0.0.0.0/0\n");
+        assert!(m.contains("/0 is invalid"), "{m}");
+        let (_, _, m) = e("create a hash:ip\nadd a 0.0.0.0\n");
+        assert!(m.contains("null address"), "{m}");
+        let (l, c, m) = e("create a hash:ip family inet6\nadd a 10.0.0.1\n");
+        assert_eq!((l, c), (2, 7));
+        assert!(m.contains("family inet6"), "{m}");
+        let (l, c, m) = e("create a hash:foo\n");
+        assert_eq!((l, c), (1, 10));
+        assert!(m.contains("expected one of hash:ip"), "{m}");
+        let (_, _, m) = e("create a hash:ip\nadd a 10.0.0.1 nomatch\n");
+        assert!(m.contains("no `nomatch`"), "{m}");
+        let (_, _, m) = e("create a bitmap:port\n");
+        assert!(m.contains("range"), "{m}");
+        let (_, _, m) = e("create a hash:ip\ncreate a hash:ip\n");
+        assert!(m.contains("already exists"), "{m}");
+        assert!(parse("create a hash:ip\ncreate a hash:ip -exist\n").is_ok());
+        let (_, _, m) = e("create a list:set\nadd a a\n");
+        assert!(m.contains("list:set"), "{m}");
+        let (l, c, m) = e("create a hash:ip comment\nadd a 10.0.0.1 comment \"open\n");
+        assert_eq!((l, c), (2, 24));
+        assert!(m.contains("unterminated"), "{m}");
+        let (_, _, m) = e("Name: a\nType: hash:ip\n");
+        assert!(m.contains("ipset list"), "{m}");
+        let (_, _, m) = e("create a hash:ip bogus 1\n");
+        assert!(m.contains("create option"), "{m}");
+        let (_, _, m) = e("create a hash:ip,port\nadd a 10.0.0.1,icmpv6:echo-request\n");
+        assert!(m.contains("family inet"), "{m}");
+    }
+
+    #[test]
+    fn never_panics_on_mangled_input() {
+        let base = "create a hash:ip,port family inet\nadd a 10.0.0.1,tcp:80 comment \"x\"\ncreate l list:set\nadd l a\n";
+        for cut in 0..base.len() {
+            let _ = parse(&base[..cut]);
+            let mut s = base.to_string();
+            s.insert(cut, '-');
+            let _ = parse(&s);
+            let mut s = base.to_string();
+            s.insert(cut, ',');
+            let _ = parse(&s);
+        }
+    }
+
+    #[test]
+    fn detection() {
+        assert!(looks_like_ipset("# x\ncreate a hash:ip family inet\n"));
+        assert!(!looks_like_ipset("create table inet t\n"));
+        assert!(!looks_like_ipset("*filter\n"));
+    }
+}

@@ -26,6 +26,8 @@ pub struct ScenarioYaml {
     pub dataplanes: Option<Vec<Located<String>>>,
     pub hosts: Option<IndexMap<Located<String>, Located<String>>>,
     pub ruleset: Option<Located<String>>,
+    /// Single-host mode: the host's ipsets (`ipset save` output), a path or inline text.
+    pub ipsets: Option<Located<String>>,
     pub expect: Option<Vec<Located<ExpectYaml>>>,
 }
 
