@@ -712,6 +712,25 @@ impl Ipsets {
                 for r in &c.rules {
                     for m in &r.matches {
                         if let super::ir::Match::Set { name, .. } = m {
+                            let v6 = match t.family {
+                                super::ir::Family::Ip => Some(false),
+                                super::ir::Family::Ip6 => Some(true),
+                                _ => None,
+                            };
+                            if let (Some(set), Some(v6)) = (self.sets.get(name), v6) {
+                                // libxt_set refuses a set of the other family (list:set and
+                                // bitmap:port have none).
+                                if set.ty.has_family() && set.v6 != v6 {
+                                    return err(
+                                        r.loc,
+                                        format!(
+                                            "ipset `{name}` is family {}: iptables-restore refuses it in an IPv{} ruleset",
+                                            if set.v6 { "inet6" } else { "inet" },
+                                            if v6 { 6 } else { 4 }
+                                        ),
+                                    );
+                                }
+                            }
                             if !self.sets.contains_key(name) {
                                 return err(
                                     r.loc,
@@ -842,14 +861,20 @@ mod tests {
         // netmask 24: the element is 10.9.9.0/24, and so is the packet's address.
         assert!(yes(sets, "-m set --match-set m src", "src=10.9.9.200"));
         assert!(!yes(sets, "-m set --match-set m src", "src=10.9.10.1"));
-        // An inet6 set never matches an IPv4 packet; negated, it always does.
+        // iptables-restore refuses an inet6 set in an IPv4 ruleset; through a list:set
+        // (which has no family) it is just never a member of an IPv4 packet's tuple.
         let r6 =
             "*filter\n:INPUT DROP [0:0]\n-A INPUT -m set --match-set six src -j ACCEPT\nCOMMIT\n";
         let mut rs = crate::netfilter::read_ruleset(r6).unwrap();
-        crate::netfilter::attach_ipsets(&mut rs, crate::netfilter::read_ipsets(sets).unwrap())
-            .unwrap();
-        assert_eq!(walk(&rs, &pk("src=10.0.0.1")).fate, Fate::Drop);
-        assert!(yes(sets, "-m set ! --match-set six src", "src=10.0.0.1"));
+        let e =
+            crate::netfilter::attach_ipsets(&mut rs, crate::netfilter::read_ipsets(sets).unwrap())
+                .unwrap_err();
+        assert!(e.message.contains("family inet6"), "{}", e.message);
+        let mixed = format!("{sets}create l list:set\nadd l six\n");
+        assert!(!yes(&mixed, "-m set --match-set l src", "src=10.0.0.1"));
+        assert!(yes(&mixed, "-m set ! --match-set l src", "src=10.0.0.1"));
+        let mixed = format!("{mixed}add l a\n");
+        assert!(yes(&mixed, "-m set --match-set l src", "src=10.0.0.1"));
     }
 
     #[test]
