@@ -240,7 +240,7 @@ impl Builder {
                 return err(
                     a.entry_loc,
                     format!(
-                        "element out of the range of set `{}` (ipset: \"Element is out of the range of the set\")",
+                        "element out of the range of set `{}`: expected an element within its `range`",
                         a.set
                     ),
                 );
@@ -323,7 +323,7 @@ impl Builder {
             err(
                 a.entry_loc,
                 format!(
-                    "element already in set `{}` (ipset restore refuses it without -exist)",
+                    "element already in set `{}`: expected a new element (ipset restore refuses it without -exist)",
                     a.set
                 ),
             )
@@ -333,7 +333,10 @@ impl Builder {
                 return err(a.entry_loc, "expected a set name");
             };
             if !member_exists {
-                return err(a.entry_loc, format!("set `{m}` does not exist"));
+                return err(
+                    a.entry_loc,
+                    format!("set `{m}` does not exist: expected a created set"),
+                );
             }
             if self.members.contains(m) {
                 return if a.exist { Ok(()) } else { exists() };
@@ -346,7 +349,7 @@ impl Builder {
                     None => {
                         return err(
                             a.entry_loc,
-                            format!("set `{other}` is not a member of list:set `{}`", a.set),
+                            format!("set `{other}` is not a member of list:set `{}`: expected one of its members", a.set),
                         )
                     }
                 },
@@ -400,7 +403,7 @@ impl Builder {
             err(
                 a.entry_loc,
                 format!(
-                    "element not in set `{}` (ipset restore refuses to delete it without -exist)",
+                    "element not in set `{}`: expected an element of the set (ipset restore refuses to delete it without -exist)",
                     a.set
                 ),
             )
@@ -528,7 +531,10 @@ pub fn build(save: &Save) -> Result<Ipsets, Error> {
                     _ => true,
                 };
                 let Some(b) = sets.get_mut(&a.set) else {
-                    return err(a.loc, format!("set `{}` does not exist", a.set));
+                    return err(
+                        a.loc,
+                        format!("set `{}` does not exist: expected a created set", a.set),
+                    );
                 };
                 if matches!(cmd, Command::Add(_)) {
                     b.add(a, member_exists)?;
@@ -539,7 +545,12 @@ pub fn build(save: &Save) -> Result<Ipsets, Error> {
             Command::Flush { set, loc } => match set {
                 Some(s) => match sets.get_mut(s) {
                     Some(b) => b.flush(),
-                    None => return err(*loc, format!("set `{s}` does not exist")),
+                    None => {
+                        return err(
+                            *loc,
+                            format!("set `{s}` does not exist: expected a created set"),
+                        )
+                    }
                 },
                 None => sets.values_mut().for_each(Builder::flush),
             },
@@ -555,11 +566,14 @@ pub fn build(save: &Save) -> Result<Ipsets, Error> {
                     if held {
                         return err(
                             *loc,
-                            format!("set `{n}` is a member of a list:set and cannot be destroyed"),
+                            format!("set `{n}` is a member of a list:set and cannot be destroyed: expected it deleted from the list first"),
                         );
                     }
                     if sets.shift_remove(n).is_none() {
-                        return err(*loc, format!("set `{n}` does not exist"));
+                        return err(
+                            *loc,
+                            format!("set `{n}` does not exist: expected a created set"),
+                        );
                     }
                 }
             }
@@ -724,8 +738,9 @@ impl Ipsets {
                                     return err(
                                         r.loc,
                                         format!(
-                                            "ipset `{name}` is family {}: iptables-restore refuses it in an IPv{} ruleset",
+                                            "ipset `{name}` is family {}: expected a set of family {} (iptables-restore refuses it in an IPv{} ruleset)",
                                             if set.v6 { "inet6" } else { "inet" },
+                                            if v6 { "inet6" } else { "inet" },
                                             if v6 { 6 } else { 4 }
                                         ),
                                     );
@@ -735,7 +750,7 @@ impl Ipsets {
                                 return err(
                                     r.loc,
                                     format!(
-                                        "ipset `{name}` does not exist (the ipsets given define {})",
+                                        "ipset `{name}` does not exist: expected a set the ipsets given define ({})",
                                         if self.sets.is_empty() {
                                             "none".to_string()
                                         } else {

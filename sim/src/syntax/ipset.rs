@@ -527,7 +527,7 @@ impl Parser {
                     if !ty.has_family() || (ty.is_bitmap() && c.v6) {
                         return err(
                             w.loc,
-                            format!("{} takes no `family inet6`", ty.as_str()),
+                            format!("{} takes no `family inet6`: expected family inet", ty.as_str()),
                         );
                     }
                 }
@@ -547,7 +547,7 @@ impl Parser {
                     if !matches!(ty, SetType::HashIp | SetType::BitmapIp) {
                         return err(
                             w.loc,
-                            format!("{} takes no `netmask` (hash:ip and bitmap:ip do)", ty.as_str()),
+                            format!("{} takes no `netmask`: expected hash:ip or bitmap:ip", ty.as_str()),
                         );
                     }
                     c.netmask = Some(n);
@@ -567,7 +567,7 @@ impl Parser {
                         _ => {
                             return err(
                                 w.loc,
-                                format!("{} takes no `range` (bitmap types do)", ty.as_str()),
+                                format!("{} takes no `range`: expected a bitmap type", ty.as_str()),
                             )
                         }
                     });
@@ -596,7 +596,7 @@ impl Parser {
             if !exist || *old != ty || *old_v6 != c.v6 {
                 return err(
                     name_w.loc,
-                    format!("set `{name}` already exists (a second create needs -exist and the same type)"),
+                    format!("set `{name}` already exists: expected -exist and the same type and family for a second create"),
                 );
             }
         }
@@ -652,7 +652,7 @@ impl Parser {
                     return err(
                         w.loc,
                         format!(
-                            "{} has no `nomatch` entries (types with a net dimension do)",
+                            "{} has no `nomatch` entries: expected a type with a net dimension (hash:net...)",
                             ty.as_str()
                         ),
                     )
@@ -675,7 +675,7 @@ impl Parser {
                 "skbmark" | "skbprio" | "comment" => {}
                 "before" | "after" if ty == SetType::ListSet => {
                     if !self.types.contains_key(&v.text) {
-                        return err(v.loc, format!("set `{}` does not exist", v.text));
+                        return err(v.loc, format!("set `{}` does not exist: expected a member set", v.text));
                     }
                     a.position = Some((w.text == "before", v.text.clone()));
                     i += 2;
@@ -715,7 +715,7 @@ impl Parser {
                 ),
                 Some((SetType::ListSet, _)) => err(
                     w.loc,
-                    "a list:set cannot hold another list:set (the kernel refuses it)",
+                    "a list:set cannot hold another list:set: expected a set of another type",
                 ),
                 Some(_) => Ok(vec![Part::Set(w.text.clone())]),
             };
@@ -752,14 +752,14 @@ impl Parser {
                         if net && *prefix == Some(0) && ty != SetType::HashNetIface {
                             return err(
                                 loc,
-                                format!("`{piece}`: the CIDR /0 is invalid in {}", ty.as_str()),
+                                format!("`{piece}`: the CIDR /0 is invalid in {}: expected a prefix length of 1 or more", ty.as_str()),
                             );
                         }
                         let null = prefix.is_none() && lo == hi && lo.is_unspecified();
                         if !net && !ty.is_bitmap() && null {
                             return err(
                                 loc,
-                                format!("`{piece}`: a null address cannot be stored in a hash set"),
+                                format!("`{piece}`: a null address cannot be stored in a hash set: expected another address"),
                             );
                         }
                     }
@@ -1034,9 +1034,9 @@ fn port_part(w: &Word, text: &str, v6: bool, default: Option<u8>) -> Result<Part
                         "protocol {}: the set is family {}",
                         if icmp6 { "icmpv6" } else { "icmp" },
                         if v6 {
-                            "inet6 (use icmpv6)"
+                            "inet6: expected icmpv6"
                         } else {
-                            "inet (use icmp)"
+                            "inet: expected icmp"
                         }
                     ),
                 );
