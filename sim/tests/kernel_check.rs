@@ -313,8 +313,7 @@ COMMIT
     }
     let host = dut_host();
     let mut rs = fwsim::netfilter::read_ruleset(RULES).unwrap();
-    fwsim::netfilter::attach_ipsets(&mut rs, fwsim::netfilter::read_ipsets(SETS).unwrap())
-        .unwrap();
+    fwsim::netfilter::attach_ipsets(&mut rs, fwsim::netfilter::read_ipsets(SETS).unwrap()).unwrap();
     for b in backends {
         let kernel = match judge(b, true, RULES, Some(SETS), &probes) {
             Ok(k) => k,
@@ -341,7 +340,12 @@ COMMIT
             probes.len() - bad.len(),
             probes.len()
         );
-        assert!(bad.is_empty(), "{} disagreements:\n{}", bad.len(), bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "{} disagreements:\n{}",
+            bad.len(),
+            bad.join("\n")
+        );
         assert!(fates.iter().all(|&n| n > 0), "{fates:?}");
     }
 }

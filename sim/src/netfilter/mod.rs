@@ -146,6 +146,12 @@ pub fn split_ipsets(text: &str) -> Option<(String, String)> {
     while end > 0 && lines[end - 1].trim_start().starts_with('#') {
         end -= 1;
     }
+    if !lines[..end]
+        .iter()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        return None;
+    }
     let blank = |keep: std::ops::Range<usize>| {
         let mut out = String::with_capacity(text.len());
         for (i, l) in lines.iter().enumerate() {
@@ -170,10 +176,15 @@ pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
                 message: "this is an ipset dump without a ruleset: expected iptables-save or nft text after it (or give the dump with --ipsets / `ipsets:`)".into(),
             });
         }
-        let mut rs = read_ruleset(&rules)?;
+        let mut rs = read_rules(&rules)?;
         attach_ipsets(&mut rs, sets)?;
         return Ok(rs);
     }
+    read_rules(text)
+}
+
+/// A ruleset without ipsets.
+fn read_rules(text: &str) -> Result<ir::Ruleset, RulesetError> {
     match detect(text) {
         Some(Format::IptablesSave) => {
             let save = crate::syntax::iptables::parse(text)?;

@@ -319,7 +319,7 @@ pub fn looks_like_ipset(text: &str) -> bool {
         return false;
     };
     let w: Vec<&str> = first.split_whitespace().collect();
-    matches!(w.as_slice(), ["create" | "-N" | "-exist", _, ty, ..] if ty.parse::<SetType>().is_ok())
+    matches!(w.as_slice(), ["create" | "-N", _, ty, ..] if ty.parse::<SetType>().is_ok())
 }
 
 /// Parse ipset restore text.
@@ -1145,6 +1145,21 @@ impl fmt::Display for Part {
     }
 }
 
+/// A word as `ipset restore` reads it back: quoted when it is empty, holds whitespace or
+/// would be taken for `-exist`/`-!` (the tokenizer leaves no `"` inside a word).
+struct Q<'a>(&'a str);
+
+impl fmt::Display for Q<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if s.is_empty() || s.contains(char::is_whitespace) || s == "-exist" || s == "-!" {
+            write!(f, "\"{s}\"")
+        } else {
+            f.write_str(s)
+        }
+    }
+}
+
 fn write_opts(f: &mut fmt::Formatter<'_>, opts: &[OptionKv]) -> fmt::Result {
     for o in opts {
         write!(f, " {}", o.name)?;
@@ -1152,7 +1167,7 @@ fn write_opts(f: &mut fmt::Formatter<'_>, opts: &[OptionKv]) -> fmt::Result {
             if o.name == "comment" {
                 write!(f, " \"{v}\"")?;
             } else {
-                write!(f, " {v}")?;
+                write!(f, " {}", Q(v))?;
             }
         }
     }
@@ -1161,15 +1176,16 @@ fn write_opts(f: &mut fmt::Formatter<'_>, opts: &[OptionKv]) -> fmt::Result {
 
 impl fmt::Display for Add {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ", self.set)?;
-        for (i, p) in self.parts.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{p}")?;
-        }
+        write!(f, "{} ", Q(&self.set))?;
+        let entry: Vec<String> = self.parts.iter().map(Part::to_string).collect();
+        write!(f, "{}", Q(&entry.join(",")))?;
         if let Some((before, other)) = &self.position {
-            write!(f, " {} {other}", if *before { "before" } else { "after" })?;
+            write!(
+                f,
+                " {} {}",
+                if *before { "before" } else { "after" },
+                Q(other)
+            )?;
         }
         write_opts(f, &self.options)?;
         if self.nomatch {
@@ -1187,7 +1203,7 @@ impl fmt::Display for Save {
         for c in &self.commands {
             match c {
                 Command::Create(c) => {
-                    write!(f, "create {} {}", c.name, c.ty.as_str())?;
+                    write!(f, "create {} {}", Q(&c.name), c.ty.as_str())?;
                     write_opts(f, &c.options)?;
                     if c.exist {
                         f.write_str(" -exist")?;
@@ -1197,11 +1213,11 @@ impl fmt::Display for Save {
                 Command::Add(a) => writeln!(f, "add {a}")?,
                 Command::Del(a) => writeln!(f, "del {a}")?,
                 Command::Flush { set, .. } => match set {
-                    Some(s) => writeln!(f, "flush {s}")?,
+                    Some(s) => writeln!(f, "flush {}", Q(s))?,
                     None => writeln!(f, "flush")?,
                 },
                 Command::Destroy { set, .. } => match set {
-                    Some(s) => writeln!(f, "destroy {s}")?,
+                    Some(s) => writeln!(f, "destroy {}", Q(s))?,
                     None => writeln!(f, "destroy")?,
                 },
             }
