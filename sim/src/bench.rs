@@ -256,7 +256,9 @@ pub(crate) fn commit() -> String {
 
 /// `fwsim bench netfilter`.
 fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
-    use crate::gen::bench_rulesets::{calico, linear, CalicoShape, Expected, Generated};
+    use crate::gen::bench_rulesets::{
+        calico, calico_ipset, linear, CalicoShape, Expected, Generated,
+    };
     use crate::netfilter::interp::{walk, Fate};
     let mut summary = String::new();
     let _ = writeln!(
@@ -286,6 +288,10 @@ fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
             format!("calico-{}ep", args.calico_endpoints),
             Box::new(move || calico(seed, shape, packets)),
         ));
+        cases.push((
+            format!("calico-ipset-{}ep", args.calico_endpoints),
+            Box::new(move || calico_ipset(seed, shape, packets)),
+        ));
     }
     let date = today();
     let commit = commit();
@@ -309,8 +315,14 @@ fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
     for (name, make) in cases {
         let g = make();
         let t = Instant::now();
-        let rs = crate::netfilter::read_ruleset(&g.text)
+        let mut rs = crate::netfilter::read_ruleset(&g.text)
             .map_err(|e| format!("generated ruleset {name}: {}: {}", e.loc, e.message))?;
+        if let Some(sets) = &g.ipsets {
+            let sets = crate::netfilter::read_ipsets(sets)
+                .map_err(|e| format!("generated ipsets {name}: {}: {}", e.loc, e.message))?;
+            crate::netfilter::attach_ipsets(&mut rs, sets)
+                .map_err(|e| format!("generated ruleset {name}: {}: {}", e.loc, e.message))?;
+        }
         let parse_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut evals = 0usize;
@@ -330,7 +342,7 @@ fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
             summary,
             "{name}: {} rules, {} bytes parsed+converted in {parse_s:.3} s; {n} packets in {secs:.3} s = {:.0} packets/s, {:.2} M rule evaluations/s ({agree} as generated, {inconclusive} inconclusive)",
             g.rules,
-            g.text.len(),
+            g.text.len() + g.ipsets.as_ref().map_or(0, String::len),
             n as f64 / secs,
             evals as f64 / secs / 1e6,
         );

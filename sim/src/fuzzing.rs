@@ -10,6 +10,10 @@
 //!   it to the IR never panics; walking packets derived from the input through the IR never
 //!   panics and gives the same walk twice.
 //! - [`scenario_yaml`]: reading, loading and evaluating a scenario file never panics.
+//! - [`ipset_save`]: parsing never panics; a parsed text prints to text that parses and
+//!   prints identically; building the sets never panics and gives the same sets from the
+//!   printed text; membership tests of packets derived from the input never panic and are
+//!   deterministic.
 //!
 //! Deterministic: the packets walked are drawn from a ChaCha8 generator seeded with the
 //! FNV-1a hash of the input, so the same bytes always exercise the same paths.
@@ -230,6 +234,96 @@ pub fn iptables_save(data: &[u8]) -> Outcome {
             w,
             "walk is not deterministic for {p}"
         );
+    }
+    Outcome::Accepted
+}
+
+/// The ipset save oracle (see the module contract).
+pub fn ipset_save(data: &[u8]) -> Outcome {
+    use crate::netfilter::ipset::{build, View};
+    use crate::syntax::ipset;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Outcome::NotText;
+    };
+    let save = match ipset::parse(text) {
+        Ok(s) => s,
+        Err(_) => {
+            assert!(crate::netfilter::read_ipsets(text).is_err());
+            return Outcome::SyntaxError;
+        }
+    };
+    let printed = save.to_string();
+    let again = match ipset::parse(&printed) {
+        Ok(s) => s,
+        Err(e) => {
+            panic!("printed ipsets do not parse: {e}\n--- input\n{text}\n--- printed\n{printed}")
+        }
+    };
+    assert_eq!(again.to_string(), printed, "printing is not stable");
+    let sets = match build(&save) {
+        Ok(s) => s,
+        Err(_) => return Outcome::Refused,
+    };
+    let sets2 = match build(&again) {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "the input builds but its printed form does not: {}: {}\n--- printed\n{printed}",
+            e.loc, e.message
+        ),
+    };
+    let shape = |s: &crate::netfilter::ipset::Ipsets| -> Vec<String> {
+        s.sets
+            .values()
+            .map(|x| format!("{} {:?} {} {:?}", x.name, x.ty, x.v6, x.index))
+            .collect()
+    };
+    assert_eq!(
+        shape(&sets),
+        shape(&sets2),
+        "the printed ipsets build other sets"
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(fnv1a(data));
+    for name in sets.sets.keys() {
+        for _ in 0..4 {
+            let v6 = rng.random_bool(0.3);
+            let addr = |rng: &mut ChaCha8Rng| -> IpAddr {
+                if v6 {
+                    IpAddr::V6(Ipv6Addr::from(rng.random::<u128>()))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from(rng.random::<u32>()))
+                }
+            };
+            let proto = [6u8, 17, 1, 58, 47, 132][rng.random_range(0..6)];
+            let view = View {
+                src: addr(&mut rng),
+                dst: addr(&mut rng),
+                proto,
+                sport: rng.random_bool(0.9).then(|| rng.random()),
+                dport: rng.random_bool(0.9).then(|| rng.random()),
+                iif: Ok(Some("eth0")),
+                oif: if rng.random_bool(0.5) {
+                    Ok(None)
+                } else {
+                    Err(())
+                },
+            };
+            let dirs: Vec<ir::Dir> = (0..rng.random_range(1..4))
+                .map(|_| {
+                    if rng.random_bool(0.5) {
+                        ir::Dir::Src
+                    } else {
+                        ir::Dir::Dst
+                    }
+                })
+                .collect();
+            let nm = rng.random_bool(0.2);
+            let r = sets.test(name, &view, &dirs, nm);
+            assert_eq!(
+                r,
+                sets.test(name, &view, &dirs, nm),
+                "membership is not deterministic"
+            );
+        }
     }
     Outcome::Accepted
 }

@@ -62,8 +62,12 @@ enum Command {
     Bench(fwsim::bench::BenchArgs),
     /// Validate a ruleset (format told apart by content) and print it back normalized.
     Parse {
-        /// iptables-save / ip6tables-save output.
+        /// iptables-save / ip6tables-save output, nft text; may start with an `ipset save`
+        /// dump.
         file: PathBuf,
+        /// The host's ipsets (`ipset save` output), for rules with `-m set`.
+        #[arg(long, value_name = "FILE")]
+        ipsets: Option<PathBuf>,
         /// Print it as: iptables (normalized iptables-save text, the default); nft and json
         /// are not written yet.
         #[arg(long, value_enum, value_name = "FORMAT")]
@@ -97,8 +101,11 @@ enum Command {
     },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
-        /// The ruleset file.
+        /// The ruleset file (may start with an `ipset save` dump).
         ruleset: PathBuf,
+        /// The host's ipsets (`ipset save` output), for rules with `-m set`.
+        #[arg(long, value_name = "FILE")]
+        ipsets: Option<PathBuf>,
         /// Packet fields: src=10.0.0.5 dst=10.0.0.1 protocol=tcp dport=22 iif=eth0 hook=input ...
         #[arg(required = true)]
         packet: Vec<String>,
@@ -118,6 +125,28 @@ fn read_or_exit(path: &PathBuf) -> Result<String, ExitCode> {
             eprintln!(
                 "{}:{loc}: error: {message} (iptables-save or nft ruleset)",
                 path.display()
+            );
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The `--ipsets` file, read (errors located in it are printed, exit 2).
+fn read_ipsets_or_exit(
+    path: Option<&PathBuf>,
+) -> Result<Option<fwsim::netfilter::ipset::Ipsets>, ExitCode> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = read_or_exit(path)?;
+    match fwsim::netfilter::read_ipsets(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) => {
+            eprintln!(
+                "{}:{}: error: {} (ipset save)",
+                path.display(),
+                e.loc,
+                e.message
             );
             Err(ExitCode::from(2))
         }
@@ -175,9 +204,13 @@ fn main() -> ExitCode {
             }
             ExitCode::from(report.exit_code() as u8)
         }
-        Command::Parse { file, to } => {
+        Command::Parse { file, ipsets, to } => {
             let text = match read_or_exit(&file) {
                 Ok(t) => t,
+                Err(code) => return code,
+            };
+            let sets = match read_ipsets_or_exit(ipsets.as_ref()) {
+                Ok(s) => s,
                 Err(code) => return code,
             };
             match to {
@@ -188,8 +221,23 @@ fn main() -> ExitCode {
                     )
                 }
             }
-            match fwsim::netfilter::read_ruleset(&text) {
+            match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
+                if let Some(sets) = sets {
+                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
+                }
+                Ok(rs)
+            }) {
                 Ok(rs) => {
+                    // A combined file: the ipset dump first, normalized, then the ruleset.
+                    let (text, combined) = match fwsim::netfilter::split_ipsets(&text) {
+                        Some((sets, rules)) => (rules, Some(sets)),
+                        None => (text, None),
+                    };
+                    if let Some(sets) = combined {
+                        if let Ok(save) = fwsim::syntax::ipset::parse(&sets) {
+                            print!("{save}");
+                        }
+                    }
                     match fwsim::netfilter::detect(&text) {
                         Some(fwsim::netfilter::Format::IptablesSave) => {
                             if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
@@ -224,6 +272,7 @@ fn main() -> ExitCode {
         }
         Command::Trace {
             ruleset,
+            ipsets,
             packet,
             format,
         } => {
@@ -231,7 +280,16 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            let rs = match fwsim::netfilter::read_ruleset(&text) {
+            let sets = match read_ipsets_or_exit(ipsets.as_ref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let rs = match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
+                if let Some(sets) = sets {
+                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
+                }
+                Ok(rs)
+            }) {
                 Ok(rs) => rs,
                 Err(e) => {
                     eprintln!("{}:{}: error: {}", ruleset.display(), e.loc, e.message);

@@ -274,3 +274,26 @@ fn bad_host_addresses_are_located() {
     assert_error(&body, "bad.yaml:9:28", "expected an IP address");
     assert_error(&body, "bad.yaml:11:12", "route `to`");
 }
+
+#[test]
+fn bad_ipsets_in_a_host_scenario() {
+    let host = "apiVersion: fwsim/v1\nkind: Scenario\nname: h\n";
+    // Inline ipsets: located in the scenario file, from the line after `ipsets: |`.
+    assert_error(
+        &format!("{host}ipsets: |\n  create a hash:ip\n  add a 10.0.0.999\nruleset: |\n  *filter\n  :INPUT ACCEPT [0:0]\n  -A INPUT -m set --match-set a src -j DROP\n  COMMIT\nexpect:\n  - packet: {{src: 10.0.0.1, dst: 10.0.0.2}}\n    verdict: drop\n"),
+        "bad.yaml:6:9:",
+        "expected an IPv4 address",
+    );
+    // A rule naming a set the ipsets do not define: located at the rule.
+    assert_error(
+        &format!("{host}ipsets: |\n  create a hash:ip\nruleset: |\n  *filter\n  :INPUT ACCEPT [0:0]\n  -A INPUT -m set --match-set b src -j DROP\n  COMMIT\nexpect:\n  - packet: {{src: 10.0.0.1, dst: 10.0.0.2}}\n    verdict: drop\n"),
+        "bad.yaml:9:3:",
+        "ipset `b` does not exist",
+    );
+    // `ipsets` without `ruleset`.
+    assert_error(
+        &format!("{host}ipsets: a.ipsets\n{CLUSTER}expect:\n  - flow: x/a -> x/b:80\n    verdict: allow\n"),
+        "bad.yaml:4:1:",
+        "single-host",
+    );
+}

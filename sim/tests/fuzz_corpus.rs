@@ -67,6 +67,18 @@ fn scenario_yaml_corpus() {
 }
 
 #[test]
+fn ipset_save_corpus() {
+    let seen = replay("ipset_save", fuzzing::ipset_save);
+    let accepted = seen.iter().filter(|(_, o)| *o == Outcome::Accepted).count();
+    assert!(accepted >= 2, "the valid seeds must build: {seen:?}");
+    for (n, o) in &seen {
+        if n.starts_with("err-") {
+            assert!(*o != Outcome::Accepted, "{n} was accepted");
+        }
+    }
+}
+
+#[test]
 fn oracles_take_any_bytes() {
     for data in [
         &b""[..],
@@ -79,6 +91,7 @@ fn oracles_take_any_bytes() {
     ] {
         fuzzing::iptables_save(data);
         fuzzing::scenario_yaml(data);
+        fuzzing::ipset_save(data);
     }
     assert_eq!(fuzzing::iptables_save(b"\xff"), Outcome::NotText);
     assert_eq!(

@@ -12,8 +12,11 @@
 //!   levels of workload dispatch chains by interface name (`-g cali-fw-caliXXXX`), per
 //!   endpoint chains (conntrack accept, mark bits 0x10000 "accepted" and 0x20000 "a policy
 //!   in the tier matched", end-of-tier drop) and per policy chains. Policy peers are `-s`
-//!   CIDR matches: Calico's ipset matches (`-m set --match-set cali40s:...`) are not
-//!   modelled yet, so an ipset variant of this case comes with ipset support.
+//!   CIDR matches.
+//! - [`calico_ipset`]: the same table with the peers as Calico renders them: one
+//!   `hash:net` ipset per policy rule (`-m set --match-set cali40s:... src|dst`) holding
+//!   1 to 16 endpoint addresses and sometimes a /24 or /16; the sets come as `ipset save`
+//!   text in [`Generated::ipsets`].
 
 use crate::values::{CtState, Hook, Packet};
 use rand::{Rng, SeedableRng};
@@ -32,6 +35,8 @@ pub enum Expected {
 #[derive(Clone, Debug)]
 pub struct Generated {
     pub text: String,
+    /// The host's ipsets (`ipset save` text) the ruleset names, if any.
+    pub ipsets: Option<String>,
     pub rules: usize,
     pub packets: Vec<(Packet, Expected)>,
 }
@@ -92,6 +97,7 @@ pub fn linear(seed: u64, n: usize, packets: usize) -> Generated {
     Generated {
         rules: n,
         text,
+        ipsets: None,
         packets: out,
     }
 }
@@ -117,25 +123,38 @@ impl Default for CalicoShape {
     }
 }
 
-/// One policy rule: the peer network, and the port.
-#[derive(Clone, Copy)]
+/// One policy rule: the peer network, the port, and (ipset variant) more peer networks.
+#[derive(Clone)]
 struct PolicyRule {
     net: u32,
     prefix: u8,
     port: u16,
+    more: Vec<(u32, u8)>,
 }
 
 fn in_net(addr: u32, r: &PolicyRule) -> bool {
-    let mask = if r.prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - r.prefix)
+    let within = |net: u32, prefix: u8| {
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        addr & mask == net & mask
     };
-    addr & mask == r.net & mask
+    within(r.net, r.prefix) || r.more.iter().any(|&(n, p)| within(n, p))
 }
 
 /// A Calico-like filter table and pod-to-pod / pod-to-host packets (see the module docs).
 pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
+    calico_gen(seed, shape, packets, false)
+}
+
+/// The Calico-like table with ipset peers (see the module docs).
+pub fn calico_ipset(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
+    calico_gen(seed, shape, packets, true)
+}
+
+fn calico_gen(seed: u64, shape: CalicoShape, packets: usize, with_sets: bool) -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let e = shape.endpoints.max(1);
     // Endpoint k: interface cali<hex>, address 10.244.(k / 250).(k % 250 + 2).
@@ -152,10 +171,23 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
                 .map(|_| {
                     let k = rng.random_range(0..e);
                     let prefix = [32u8, 24, 24, 16][rng.random_range(0..4)];
+                    let port = [80u16, 443, 8080, 5432, 6379][rng.random_range(0..5)];
+                    let mut more = Vec::new();
+                    if with_sets {
+                        // A selector's members: endpoint addresses, sometimes a CIDR.
+                        for _ in 0..rng.random_range(0..16) {
+                            more.push((addr(rng.random_range(0..e)), 32));
+                        }
+                        if rng.random_bool(0.25) {
+                            let p = [24u8, 16][rng.random_range(0..2)];
+                            more.push((addr(rng.random_range(0..e)) & (u32::MAX << (32 - p)), p));
+                        }
+                    }
                     PolicyRule {
                         net: addr(k),
                         prefix,
-                        port: [80u16, 443, 8080, 5432, 6379][rng.random_range(0..5)],
+                        port,
+                        more,
                     }
                 })
                 .collect()
@@ -303,17 +335,40 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
             );
         }
     }
+    let mut sets = String::new();
     for (p, pol) in policies.iter().enumerate() {
+        for (i, r) in pol.iter().enumerate() {
+            if !with_sets {
+                break;
+            }
+            let _ = writeln!(
+                sets,
+                "create cali40s:p{p}r{i} hash:net family inet hashsize 1024 maxelem 1048576"
+            );
+            let mut members: Vec<(u32, u8)> = std::iter::once((r.net, r.prefix))
+                .chain(r.more.iter().copied())
+                .map(|(n, pl)| (n & (u32::MAX << (32 - pl)), pl))
+                .collect();
+            members.sort_unstable();
+            members.dedup();
+            for (n, pl) in members {
+                let _ = writeln!(sets, "add cali40s:p{p}r{i} {}/{pl}", Ipv4Addr::from(n));
+            }
+        }
         for (kind, peer) in [("pi", "-s"), ("po", "-d")] {
             let c = format!("cali-{kind}-_pol{p}");
-            for r in pol {
+            for (i, r) in pol.iter().enumerate() {
+                let peer = if with_sets {
+                    let dir = if peer == "-s" { "src" } else { "dst" };
+                    format!("-m set --match-set cali40s:p{p}r{i} {dir}")
+                } else {
+                    format!("{peer} {}/{}", Ipv4Addr::from(r.net), r.prefix)
+                };
                 rule(
                     &mut t,
                     format!(
-                        "-A {c} -p tcp -m tcp --dport {} {peer} {}/{} -j MARK --set-xmark 0x10000/0x10000",
+                        "-A {c} -p tcp -m tcp --dport {} {peer} -j MARK --set-xmark 0x10000/0x10000",
                         r.port,
-                        Ipv4Addr::from(r.net),
-                        r.prefix
                     ),
                 );
                 rule(
@@ -372,6 +427,7 @@ pub fn calico(seed: u64, shape: CalicoShape, packets: usize) -> Generated {
     }
     Generated {
         text: t,
+        ipsets: with_sets.then_some(sets),
         rules,
         packets: out,
     }
@@ -384,7 +440,12 @@ mod tests {
     use crate::netfilter::read_ruleset;
 
     fn check(g: &Generated) -> (usize, usize) {
-        let rs = read_ruleset(&g.text).unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+        let mut rs = read_ruleset(&g.text).unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+        if let Some(sets) = &g.ipsets {
+            let sets = crate::netfilter::read_ipsets(sets)
+                .unwrap_or_else(|e| panic!("{}: {}", e.loc, e.message));
+            crate::netfilter::attach_ipsets(&mut rs, sets).unwrap();
+        }
         let n: usize = rs
             .tables
             .iter()
@@ -424,5 +485,12 @@ mod tests {
         assert_eq!(g.text, calico(3, shape, 400).text, "seeded");
         let (acc, drop) = check(&g);
         assert!(acc > 0 && drop > 0, "{acc} accepted, {drop} dropped");
+        let g = calico_ipset(3, shape, 400);
+        assert_eq!(g.ipsets, calico_ipset(3, shape, 400).ipsets, "seeded");
+        assert!(g.text.contains("--match-set cali40s:"));
+        let (acc2, drop2) = check(&g);
+        assert!(acc2 > 0 && drop2 > 0, "{acc2} accepted, {drop2} dropped");
+        // The sets hold more peers than the single CIDRs: more packets get through.
+        assert!(acc2 > acc, "{acc2} vs {acc}");
     }
 }

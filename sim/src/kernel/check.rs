@@ -290,6 +290,72 @@ fn agree(kernel: KernelFate, fate: &Fate, path: Hook) -> bool {
     }
 }
 
+/// Load one given ruleset (iptables-save text for the iptables backends, nft text for
+/// `nft`), after the given ipsets (`ipset restore` text, loaded first: rules name them),
+/// into a fresh lab; send `probes`; return the kernel's fate of each, in order. Generic:
+/// the caller compares with the simulator (see `sim/tests/kernel_check.rs`).
+pub fn judge(
+    backend: Backend,
+    v6: bool,
+    ruleset: &str,
+    ipsets: Option<&str>,
+    probes: &[GenProbe],
+) -> Result<Vec<KernelFate>, KernelError> {
+    available(&[backend])?;
+    if ipsets.is_some() && !super::on_path("ipset") {
+        return Err(KernelError::Unavailable(
+            "missing tools: ipset (Debian package ipset)".into(),
+        ));
+    }
+    if probes.len() >= usize::from(u16::MAX) {
+        return Err(KernelError::Tool("too many probes (at most 65534)".into()));
+    }
+    static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let lab = Lab::create(&format!("{}-j{n}", std::process::id()))?;
+    let sender = Sender::open(&Lab::path(&lab.snd))?;
+    if let Some(sets) = ipsets {
+        // Sets live in the DUT's namespace only; they go with it.
+        lab.in_dut(&["ipset", "restore"], Some(sets))?;
+    }
+    load(&lab, backend, v6, ruleset)?;
+    for (j, p) in probes.iter().enumerate() {
+        sender.send(&Probe {
+            src: p.src,
+            dst: p.dst,
+            protocol: p.protocol,
+            sport: p.sport,
+            dport: p.dport,
+            marker: j as u16 + 1,
+        })?;
+    }
+    let sentinel = probes.len() as u16 + 1;
+    let (s, d) = if v6 {
+        (SENTINEL6, DUT_ADDRS[2])
+    } else {
+        (SENTINEL4, DUT_ADDRS[0])
+    };
+    sender.send(&Probe {
+        src: s.parse().expect("sentinel address"),
+        dst: d.parse().expect("DUT address"),
+        protocol: 17,
+        sport: 9,
+        dport: 9,
+        marker: sentinel,
+    })?;
+    let seen = read_until_sentinel(&lab, sentinel)?;
+    Ok(probes
+        .iter()
+        .enumerate()
+        .map(|(j, p)| seen.fate(j as u16 + 1, p.protocol == 6))
+        .collect())
+}
+
+/// Does the simulator's fate (on the path it took) agree with the kernel's?
+pub fn agrees(kernel: KernelFate, fate: &Fate, path: Hook) -> bool {
+    agree(kernel, fate, path)
+}
+
 /// Run the check. `progress(backend, done, total)` is called after each ruleset.
 pub fn run(
     opts: &CheckOptions,

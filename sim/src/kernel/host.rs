@@ -78,6 +78,7 @@ fn unsendable(p: &Packet) -> Option<String> {
 /// Ask the kernel about every packet, with `text` loaded.
 pub fn judge(
     text: &str,
+    ipsets: Option<&str>,
     host: Option<&crate::netfilter::interp::Host>,
     packets: &[Packet],
 ) -> Vec<Result<KernelFate, String>> {
@@ -111,7 +112,7 @@ pub fn judge(
         }
     }
     for ((iif, oif), idx) in groups {
-        let result = judge_group(text, host, packets, &idx, &iif, &oif);
+        let result = judge_group(text, ipsets, host, packets, &idx, &iif, &oif);
         for (k, &i) in idx.iter().enumerate() {
             out[i] = match &result {
                 Ok(f) => Ok(f[k]),
@@ -124,6 +125,7 @@ pub fn judge(
 
 fn judge_group(
     text: &str,
+    ipsets: Option<&str>,
     host: Option<&crate::netfilter::interp::Host>,
     packets: &[Packet],
     idx: &[usize],
@@ -172,6 +174,10 @@ fn judge_group(
     let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let lab = Lab::create_with(&format!("{}-h{n}", std::process::id()), &spec)?;
     let sender = Sender::open(&Lab::path(&lab.snd))?;
+    if let Some(sets) = ipsets {
+        // Sets live in the DUT's namespace only; they go with it.
+        lab.in_dut(&["ipset", "restore"], Some(sets))?;
+    }
     super::check::load(&lab, backend, v6, text)?;
     for (k, &i) in idx.iter().enumerate() {
         let p = &packets[i];

@@ -696,6 +696,9 @@ fn module(m: &MatchModule, version: IpVersion, out: &mut Vec<Match>) -> Result<(
             }
         }
         "set" => {
+            // `--return-nomatch` applies to the module's set; counter updates do not change
+            // the verdict; counter comparisons (`--packets-gt`...) are not modelled.
+            let return_nomatch = m.options.iter().any(|o| o.name == "--return-nomatch");
             for o in &m.options {
                 match (o.name.as_str(), o.values.as_slice()) {
                     ("--match-set" | "--set", [set, flags]) => {
@@ -709,15 +712,20 @@ fn module(m: &MatchModule, version: IpVersion, out: &mut Vec<Match>) -> Result<(
                                 }
                             })
                             .collect::<Result<Vec<_>, _>>()?;
+                        if dirs.len() > 6 {
+                            return Err(err(o.loc, "`--match-set` takes at most 6 directions"));
+                        }
                         out.push(Match::Set {
                             name: set.clone(),
                             dirs,
                             neg: o.negated,
+                            return_nomatch,
                         });
                     }
                     ("--match-set" | "--set", _) => {
                         return Err(err(o.loc, "`--match-set` takes NAME FLAGS (src,dst)"))
                     }
+                    ("--return-nomatch" | "--update-counters" | "--update-subcounters", []) => {}
                     _ => out.push(unsupported(m, Some(o))),
                 }
             }

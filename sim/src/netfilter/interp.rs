@@ -761,8 +761,39 @@ impl<'a> Run<'a> {
                 }
                 negate(truth(st.ctmark & mask == *value), *neg)
             }
-            Match::Set { name, .. } => {
-                Truth::Unknown(format!("the members of ipset `{name}` are not known"))
+            Match::Set {
+                name,
+                dirs,
+                neg,
+                return_nomatch,
+            } => {
+                let Some(sets) = &self.rs.ipsets else {
+                    return Truth::Unknown(format!(
+                        "the members of ipset `{name}` are not known (give the ipsets: --ipsets FILE, or `ipsets:` in a scenario)"
+                    ));
+                };
+                // Devices as the hook has them: none (Ok(None)), the packet's, or unknown.
+                let dev = |d: Dir| -> Result<Option<&str>, ()> {
+                    match (d, hook) {
+                        (Dir::Src, Hook::Output | Hook::Postrouting) => Ok(None),
+                        (Dir::Dst, Hook::Prerouting | Hook::Input) => Ok(None),
+                        (Dir::Src, _) => st.iif.as_deref().map(Some).ok_or(()),
+                        (Dir::Dst, _) => st.oif.as_deref().map(Some).ok_or(()),
+                    }
+                };
+                let view = super::ipset::View {
+                    src: st.src,
+                    dst: st.dst,
+                    proto: p.protocol,
+                    sport: st.sport,
+                    dport: st.dport,
+                    iif: dev(Dir::Src),
+                    oif: dev(Dir::Dst),
+                };
+                match sets.test(name, &view, dirs, *return_nomatch) {
+                    Ok(member) => negate(truth(member), *neg),
+                    Err(why) => Truth::Unknown(why),
+                }
             }
             Match::AddrType {
                 src,

@@ -174,11 +174,13 @@ pub enum Match {
     Mark { value: u32, mask: u32, neg: bool },
     /// `-m connmark --mark V/M`: (ctmark & M) == V.
     ConnMark { value: u32, mask: u32, neg: bool },
-    /// `-m set --match-set NAME src,dst`: membership of the tuple.
+    /// `-m set --match-set NAME src,dst`: membership of the tuple in the host's ipset
+    /// ([`Ruleset::ipsets`]); `--return-nomatch` makes only `nomatch` elements members.
     Set {
         name: String,
         dirs: Vec<Dir>,
         neg: bool,
+        return_nomatch: bool,
     },
     /// `-m addrtype`.
     AddrType {
@@ -468,6 +470,9 @@ pub struct Table {
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Ruleset {
     pub tables: Vec<Table>,
+    /// The host's ipsets (global to the host, not per table). None: not given, so `-m set`
+    /// is inconclusive; Some: every `-m set` names one of them (checked when attached).
+    pub ipsets: Option<super::ipset::Ipsets>,
 }
 
 impl Ruleset {

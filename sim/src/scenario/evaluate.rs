@@ -267,6 +267,7 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             packets,
             ruleset,
             ruleset_text,
+            ipsets_text,
             host,
             ..
         } => {
@@ -275,6 +276,7 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                     kernel_rows(
                         scenario,
                         ruleset_text,
+                        ipsets_text.as_deref(),
                         host.as_ref(),
                         packets,
                         &mut out.results,
@@ -333,12 +335,13 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
 fn kernel_rows(
     scenario: &Scenario,
     text: &str,
+    ipsets: Option<&str>,
     host: Option<&crate::netfilter::interp::Host>,
     packets: &[super::model::PacketExpect],
     out: &mut Vec<ResultRow>,
 ) {
     let list: Vec<crate::values::Packet> = packets.iter().map(|p| p.packet.clone()).collect();
-    let fates = crate::kernel::host::judge(text, host, &list);
+    let fates = crate::kernel::host::judge(text, ipsets, host, &list);
     for (p, fate) in packets.iter().zip(fates) {
         let expected = p
             .except

@@ -109,6 +109,12 @@ pub fn load(doc: &ScenarioDoc) -> Result<Scenario, Vec<Diagnostic>> {
         }
         load_host(&mut cx, ruleset, &y, &expect_nodes)
     } else {
+        if let Some((k, _)) = node.entry("ipsets") {
+            cx.err(
+                k.loc,
+                "`ipsets` belongs to a single-host scenario: expected `ruleset:` beside it",
+            );
+        }
         load_cluster_scenario(&mut cx, node, &y, &expect_nodes)
     };
 
@@ -836,44 +842,84 @@ fn block_offset(source: &str, loc: Loc) -> u32 {
     }
 }
 
-fn load_host(
+/// A host text given inline (a block scalar) or as a path relative to the scenario: the
+/// text, the file its locations refer to, and the line and column offsets of inline text.
+fn host_text(
     cx: &mut Ctx,
-    ruleset: &Located<String>,
-    y: &ScenarioYaml,
-    expect_nodes: &[&Node],
-) -> Option<Body> {
-    // Inline text (a block scalar) or a path relative to the scenario.
-    let (text, file, first_line, indent) = if ruleset.value.contains('\n') {
+    value: &Located<String>,
+    what: &str,
+) -> Option<(String, Arc<PathBuf>, u32, u32)> {
+    if value.value.contains('\n') {
         let source = read_text(cx.file).unwrap_or_default();
-        let before = block_offset(&source, ruleset.loc);
+        let before = block_offset(&source, value.loc);
         let indent = source
             .lines()
             .skip(before as usize)
             .find(|l| !l.trim().is_empty())
             .map(|l| (l.len() - l.trim_start_matches(' ').len()) as u32)
             .unwrap_or(0);
-        (ruleset.value.clone(), cx.file.clone(), before, indent)
+        Some((value.value.clone(), cx.file.clone(), before, indent))
     } else {
-        let path = dir_of(cx.file).join(&ruleset.value);
+        let path = dir_of(cx.file).join(&value.value);
         match read_text(&path) {
-            Ok(t) => (t, Arc::new(path), 0, 0),
+            Ok(t) => Some((t, Arc::new(path), 0, 0)),
             Err(m) => {
-                cx.err(ruleset.loc, format!("ruleset `{}`: {m}", ruleset.value));
-                return None;
+                cx.err(value.loc, format!("{what} `{}`: {m}", value.value));
+                None
+            }
+        }
+    }
+}
+
+fn load_host(
+    cx: &mut Ctx,
+    ruleset: &Located<String>,
+    y: &ScenarioYaml,
+    expect_nodes: &[&Node],
+) -> Option<Body> {
+    let (text, file, first_line, indent) = host_text(cx, ruleset, "ruleset")?;
+    let at = |l: Loc| Loc {
+        // Inline texts: lines count from the line after `ruleset: |`.
+        line: l.line + first_line,
+        col: l.col + indent,
+    };
+    let mut sets_text: Option<String> = None;
+    let sets = match &y.ipsets {
+        None => None,
+        Some(located) => {
+            let (stext, sfile, sfirst, sindent) = host_text(cx, located, "ipsets")?;
+            sets_text = Some(stext.clone());
+            match crate::netfilter::read_ipsets(&stext) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let loc = Loc {
+                        line: e.loc.line + sfirst,
+                        col: e.loc.col + sindent,
+                    };
+                    cx.errors.push(Diagnostic::error(
+                        Site::new(&sfile, loc),
+                        format!("{} (ipset save)", e.message),
+                    ));
+                    return None;
+                }
             }
         }
     };
     let ir = match crate::netfilter::read_ruleset(&text) {
-        Ok(ir) => Ok(ir),
+        Ok(mut ir) => {
+            if let Some(sets) = sets {
+                if let Err(e) = crate::netfilter::attach_ipsets(&mut ir, sets) {
+                    cx.errors
+                        .push(Diagnostic::error(Site::new(&file, at(e.loc)), e.message));
+                    return None;
+                }
+            }
+            Ok(ir)
+        }
         Err(e) if e.message.contains("not read yet") => Err(e.message),
         Err(e) => {
-            // Inline rulesets: lines count from the line after `ruleset: |`.
-            let loc = Loc {
-                line: e.loc.line + first_line,
-                col: e.loc.col + indent,
-            };
             cx.errors
-                .push(Diagnostic::error(Site::new(&file, loc), e.message));
+                .push(Diagnostic::error(Site::new(&file, at(e.loc)), e.message));
             return None;
         }
     };
@@ -924,9 +970,17 @@ fn load_host(
         }
     }
     let host = y.host.as_ref().and_then(|h| host_of(cx, h));
+    // The kernel dataplane loads the ipsets first, then the rules: a dump at the top of
+    // the ruleset file is split off as `read_ruleset` does.
+    let (ipsets_text, ruleset_text) = match (sets_text, crate::netfilter::split_ipsets(&text)) {
+        (Some(s), _) => (Some(s), text),
+        (None, Some((sets, rules))) => (Some(sets), rules),
+        (None, None) => (None, text),
+    };
     Some(Body::Host {
         ruleset: ir,
-        ruleset_text: text,
+        ruleset_text,
+        ipsets_text,
         host,
         ruleset_site: cx.site(ruleset.loc),
         packets,

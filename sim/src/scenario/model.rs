@@ -77,6 +77,8 @@ pub enum Body {
         ruleset: Result<crate::netfilter::ir::Ruleset, String>,
         /// The ruleset as written (the kernel dataplane loads it).
         ruleset_text: String,
+        /// The host's ipsets as written (`ipset save`), loaded before the ruleset.
+        ipsets_text: Option<String>,
         /// The host's addresses and routes, when the scenario gives them (`host:`).
         host: Option<crate::netfilter::interp::Host>,
         ruleset_site: Site,

@@ -5,6 +5,7 @@
 
 pub mod compact;
 pub mod endpoint;
+pub mod ipset;
 pub mod iptables;
 pub mod k8s;
 pub mod matrix;

@@ -29,6 +29,8 @@ pub struct ScenarioYaml {
     /// Single-host mode: what fwsim knows of the host besides its ruleset (extends the
     /// spec): its addresses (for addrtype, and the route after a DNAT) and routes.
     pub host: Option<Located<HostYaml>>,
+    /// Single-host mode: the host's ipsets (`ipset save` output), a path or inline text.
+    pub ipsets: Option<Located<String>>,
     pub expect: Option<Vec<Located<ExpectYaml>>>,
 }
 
