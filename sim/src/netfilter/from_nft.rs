@@ -1098,7 +1098,11 @@ impl Ctx<'_> {
                 Expr::Sel(w) => (w, None),
                 Expr::Binop { op, left, right } if op == "&" || op == "and" => {
                     match (&**left, &**right) {
-                        (Expr::Sel(w), Expr::Value(m)) => (w, Some(parse_num(m)?)),
+                        (Expr::Sel(w), Expr::Value(m)) if parse_num(m).is_some() => {
+                            (w, parse_num(m))
+                        }
+                        // A symbolic mask: `tcp flags & (fin | syn)`, `tcp flags & fin,syn`.
+                        (Expr::Sel(w), m) => (w, Some(bits(field_of(w)?.0, m).ok()?)),
                         _ => return None,
                     }
                 }
