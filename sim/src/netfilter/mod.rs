@@ -8,6 +8,7 @@ pub mod from_iptables;
 pub mod from_nft;
 pub mod interp;
 pub mod ir;
+pub mod to_nft;
 
 use crate::values::Loc;
 
