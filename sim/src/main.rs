@@ -62,10 +62,11 @@ enum Command {
     Bench(fwsim::bench::BenchArgs),
     /// Validate a ruleset (format told apart by content) and print it back normalized.
     Parse {
-        /// iptables-save / ip6tables-save output.
+        /// iptables-save / ip6tables-save output, nft text or nft JSON (`nft -j list ruleset`).
         file: PathBuf,
-        /// Print it as: iptables (normalized iptables-save text, the default); nft and json
-        /// are not written yet.
+        /// Print it as: iptables (iptables-save input only), nft (text) or json (nft JSON).
+        /// Default: the input's own format, normalized. A translation keeps the meaning
+        /// exactly or is refused, naming the rule (exit 2).
         #[arg(long, value_enum, value_name = "FORMAT")]
         to: Option<To>,
     },
@@ -177,44 +178,86 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(code) => return code,
             };
-            match to {
-                None | Some(To::Iptables) => {}
-                Some(To::Nft) | Some(To::Json) => {
-                    return usage_error(
-                        "--to nft and --to json are not written yet by this version of fwsim (--to iptables is)",
-                    )
-                }
-            }
-            match fwsim::netfilter::read_ruleset(&text) {
-                Ok(rs) => {
-                    match fwsim::netfilter::detect(&text) {
-                        Some(fwsim::netfilter::Format::IptablesSave) => {
-                            if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
-                                print!("{save}");
-                            }
-                        }
-                        _ if to.is_some() => {
-                            return usage_error(
-                                "--to iptables: only iptables-save input is translated yet",
-                            );
-                        }
-                        Some(fwsim::netfilter::Format::NftText) => {
-                            if let Ok(file) = fwsim::syntax::nft::parse(&text) {
-                                print!("{file}");
-                            }
-                        }
-                        _ => {}
-                    }
-                    for (loc, what) in rs.unsupported() {
-                        eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
-                    }
-                    ExitCode::SUCCESS
-                }
+            use fwsim::netfilter::Format as In;
+            let input = fwsim::netfilter::detect(&text);
+            let rs = match fwsim::netfilter::read_ruleset(&text) {
+                Ok(rs) => rs,
                 Err(e) => {
                     eprintln!("{}:{}: error: {}", file.display(), e.loc, e.message);
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
                 }
+            };
+            let refused = |loc: fwsim::values::Loc, message: &str| {
+                eprintln!("{}:{loc}: error: {message}", file.display());
+                ExitCode::from(2)
+            };
+            // The nft syntax tree of nft text or JSON input (read above, so it parses).
+            let tree = || match input {
+                Some(In::NftText) => fwsim::syntax::nft::parse(&text).ok(),
+                Some(In::NftJson) => fwsim::syntax::nft_json::parse(&text).ok(),
+                _ => None,
+            };
+            let out = match (to, input) {
+                (None | Some(To::Iptables), Some(In::IptablesSave)) => {
+                    match fwsim::syntax::iptables::parse(&text) {
+                        Ok(save) => save.to_string(),
+                        Err(e) => return refused(e.loc, &e.message),
+                    }
+                }
+                (Some(To::Iptables), _) => {
+                    return usage_error(
+                        "--to iptables: only iptables-save input is translated to iptables (nft input: --to nft or --to json)",
+                    )
+                }
+                (None, Some(In::NftText)) | (Some(To::Nft), Some(In::NftText)) => {
+                    tree().map(|t| t.to_string()).unwrap_or_default()
+                }
+                (None, _) | (Some(To::Json), Some(In::NftJson)) => {
+                    match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
+                        Some(Ok(j)) => j,
+                        Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                        None => String::new(),
+                    }
+                }
+                (Some(To::Nft), Some(In::NftJson)) => {
+                    let t = tree().unwrap_or_default();
+                    // Statements fwsim could not read are kept as JSON: no nft text for them.
+                    for (loc, what) in rs.unsupported() {
+                        if what.starts_with(fwsim::syntax::nft_json::UNKNOWN) {
+                            return refused(loc, &format!("cannot translate to nft text: {what} is not an nft JSON statement fwsim knows"));
+                        }
+                    }
+                    t.to_string()
+                }
+                (Some(To::Nft), _) | (Some(To::Json), Some(In::IptablesSave)) => {
+                    let nft = match fwsim::netfilter::to_nft::to_nft(&rs) {
+                        Ok(n) => n,
+                        Err(e) => return refused(e.loc, &e.message),
+                    };
+                    if matches!(to, Some(To::Nft)) {
+                        nft
+                    } else {
+                        let t = match fwsim::syntax::nft::parse(&nft) {
+                            Ok(t) => t,
+                            Err(e) => return refused(e.loc, &format!("internal: the nft translation does not parse: {}", e.message)),
+                        };
+                        match fwsim::syntax::nft_json::print(&t) {
+                            Ok(j) => j,
+                            Err(e) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                        }
+                    }
+                }
+                (Some(To::Json), _) => match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
+                    Some(Ok(j)) => j,
+                    Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                    None => String::new(),
+                },
+            };
+            print!("{out}");
+            for (loc, what) in rs.unsupported() {
+                eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
             }
+            ExitCode::SUCCESS
         }
         Command::Trace {
             ruleset,
