@@ -2434,7 +2434,11 @@ mod tests {
             let f = parse(text).unwrap();
             let printed = f.to_string();
             let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
-            assert_eq!(strip_locs(&format!("{again:?}")), strip_locs(&format!("{f:?}")), "{printed}");
+            assert_eq!(
+                strip_locs(&format!("{again:?}")),
+                strip_locs(&format!("{f:?}")),
+                "{printed}"
+            );
         }
     }
 
