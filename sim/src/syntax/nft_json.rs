@@ -1024,10 +1024,12 @@ struct Printer {
 
 type P<T> = Result<T, String>;
 
+/// A number when written in canonical decimal, else the string (nft reads `"0xff"` for
+/// integer types too): what [`parse`] reads back to the same word.
 fn num_or_str(s: &str) -> Value {
-    match crate::netfilter::from_nft::parse_num(s).and_then(|n| u64::try_from(n).ok()) {
-        Some(n) => json!(n),
-        None => json!(s),
+    match s.parse::<u64>() {
+        Ok(n) if n.to_string() == s => json!(n),
+        _ => json!(s),
     }
 }
 
@@ -1225,7 +1227,7 @@ impl Printer {
                 // `(fin | syn)`: a flag list.
                 let mut flat = Vec::new();
                 if bar_values(x, &mut flat) && flat.len() > 1 {
-                    Value::Array(flat.iter().map(|w| json!(w)).collect())
+                    Value::Array(flat.iter().map(|w| self.ex(w, d)).collect::<P<_>>()?)
                 } else {
                     self.ex(x, d)?
                 }
@@ -1745,11 +1747,11 @@ impl Printer {
     }
 }
 
-/// `a | b | c` of plain values, flattened.
-fn bar_values(e: &Expr, out: &mut Vec<String>) -> bool {
+/// `a | b | c` of values, flattened.
+fn bar_values(e: &Expr, out: &mut Vec<Expr>) -> bool {
     match e {
-        Expr::Value(v) => {
-            out.push(v.clone());
+        Expr::Value(_) | Expr::Str(_) => {
+            out.push(e.clone());
             true
         }
         Expr::Binop { op, left, right } if op == "|" => {
