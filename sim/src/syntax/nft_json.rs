@@ -708,11 +708,9 @@ fn expr(v: &Value, depth: usize) -> Option<Expr> {
                 "socket" => words(&["socket", str_field(b.as_object()?, "key")?]),
                 "prefix" => {
                     let b = b.as_object()?;
-                    Some(Expr::Value(format!(
-                        "{}/{}",
-                        str_field(b, "addr")?,
-                        b.get("len")?.as_u64()?
-                    )))
+                    let addr = str_field(b, "addr").filter(|a| is_addr(a))?;
+                    let len = u8::try_from(b.get("len")?.as_u64()?).ok()?;
+                    Some(Expr::Value(format!("{addr}/{len}")))
                 }
                 "range" => match b.as_array()?.as_slice() {
                     [x, y] => Some(Expr::Range(Box::new(expr(x, d)?), Box::new(expr(y, d)?))),
