@@ -872,7 +872,10 @@ fn stmt_opt(v: &Value, family: &str, loc: Loc) -> Option<Stmt> {
         },
         ("reject", Value::Object(r)) => {
             let ty = str_field(r, "type");
-            let e = r.get("expr").and_then(scalar_word);
+            // A type without `expr` is port-unreachable (libnftables' default).
+            let e = r.get("expr").and_then(scalar_word).or_else(|| {
+                matches!(ty, Some("icmp" | "icmpv6" | "icmpx")).then(|| "port-unreachable".into())
+            });
             let with = match (ty, e) {
                 (None, None) => Vec::new(),
                 (Some("tcp reset"), None) => vec!["tcp".into(), "reset".into()],
