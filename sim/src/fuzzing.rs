@@ -14,6 +14,13 @@
 //!   prints identically; building the sets never panics and gives the same sets from the
 //!   printed text; membership tests of packets derived from the input never panic and are
 //!   deterministic.
+//! - [`nft_text`]: parsing nft text never panics; a parsed file prints to text that parses
+//!   to the same tree (locations aside) and prints identically again; converting it to the
+//!   IR, writing it as JSON, and walking derived packets never panic; the printed text
+//!   converts whenever the input does.
+//! - [`nft_json`]: reading nft JSON never panics; what it reads prints back to JSON (or is
+//!   refused with a location) that reads to the same tree and prints identically; converting
+//!   it and walking derived packets never panic.
 //!
 //! Deterministic: the packets walked are drawn from a ChaCha8 generator seeded with the
 //! FNV-1a hash of the input, so the same bytes always exercise the same paths.
@@ -377,4 +384,116 @@ pub fn scenario_yaml(data: &[u8]) -> Outcome {
         let _ = std::fs::remove_dir_all(dir);
     }
     outcome
+}
+
+/// A Debug rendering without `loc: Loc {..}` fields: what printing preserves.
+pub fn debug_without_locations<T: std::fmt::Debug>(x: &T) -> String {
+    let d = format!("{x:?}");
+    let mut out = String::with_capacity(d.len());
+    let mut rest = d.as_str();
+    while let Some(i) = rest.find("loc: Loc {") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        rest = &tail[tail.find('}').map_or(tail.len(), |j| j + 1)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn walk_some(rs: &ir::Ruleset, data: &[u8]) {
+    let _ = rs.unsupported();
+    for p in packets_for(rs, fnv1a(data), 4) {
+        let w = crate::netfilter::interp::walk(rs, &p);
+        let _ = w.to_string();
+        assert_eq!(
+            crate::netfilter::interp::walk(rs, &p),
+            w,
+            "walk is not deterministic for {p}"
+        );
+    }
+}
+
+/// The nft text oracle (see the module contract).
+pub fn nft_text(data: &[u8]) -> Outcome {
+    use crate::syntax::nft;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Outcome::NotText;
+    };
+    let file = match nft::parse(text) {
+        Ok(f) => f,
+        Err(_) => {
+            let _ = crate::netfilter::read_ruleset(text);
+            return Outcome::SyntaxError;
+        }
+    };
+    let printed = file.to_string();
+    let again = match nft::parse(&printed) {
+        Ok(f) => f,
+        Err(e) => {
+            panic!("printed nft does not parse: {e}\n--- input\n{text}\n--- printed\n{printed}")
+        }
+    };
+    assert_eq!(
+        debug_without_locations(&again),
+        debug_without_locations(&file),
+        "print → parse changed the nft tree\n--- input\n{text}\n--- printed\n{printed}"
+    );
+    assert_eq!(again.to_string(), printed, "printing nft is not stable");
+    let _ = crate::syntax::nft_json::print(&file);
+    let rs = match crate::netfilter::from_nft::convert(&file) {
+        Ok(rs) => rs,
+        Err(_) => return Outcome::Refused,
+    };
+    match crate::netfilter::from_nft::convert(&again) {
+        Ok(rs2) => assert_eq!(
+            rs2.tables.len(),
+            rs.tables.len(),
+            "the printed nft converts to other tables\n--- printed\n{printed}"
+        ),
+        Err(e) => {
+            panic!("the input converts but its printed form does not: {e}\n--- printed\n{printed}")
+        }
+    }
+    walk_some(&rs, data);
+    Outcome::Accepted
+}
+
+/// The nft JSON oracle (see the module contract).
+pub fn nft_json(data: &[u8]) -> Outcome {
+    use crate::syntax::nft_json;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Outcome::NotText;
+    };
+    let file = match nft_json::parse(text) {
+        Ok(f) => f,
+        Err(_) => {
+            let _ = crate::netfilter::read_ruleset(text);
+            return Outcome::SyntaxError;
+        }
+    };
+    let _ = file.to_string();
+    if let Ok(printed) = nft_json::print(&file) {
+        let again = match nft_json::parse(&printed) {
+            Ok(f) => f,
+            Err(e) => {
+                panic!("printed JSON does not read: {e}\n--- input\n{text}\n--- printed\n{printed}")
+            }
+        };
+        assert_eq!(
+            debug_without_locations(&again),
+            debug_without_locations(&file),
+            "print → read changed the tree\n--- input\n{text}\n--- printed\n{printed}"
+        );
+        assert_eq!(
+            nft_json::print(&again).ok().as_deref(),
+            Some(printed.as_str()),
+            "printing JSON is not stable"
+        );
+    }
+    let rs = match crate::netfilter::from_nft::convert(&file) {
+        Ok(rs) => rs,
+        Err(_) => return Outcome::Refused,
+    };
+    walk_some(&rs, data);
+    Outcome::Accepted
 }

@@ -44,4 +44,98 @@ pub(crate) mod testing {
         paths.sort();
         Some(paths)
     }
+
+    /// A throwaway network namespace to run `nft` in (deleted on drop), so nothing touches
+    /// the host's ruleset. None (and a printed reason) without root, `ip` or `nft`.
+    pub struct Netns {
+        name: String,
+    }
+
+    impl Netns {
+        pub fn new(tag: &str) -> Option<Netns> {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "fwsim-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            );
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "add", &name])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !ok {
+                eprintln!("skipped: cannot create a network namespace (not root, or no `ip`)");
+                return None;
+            }
+            let ns = Netns { name };
+            match ns.nft(&["list", "ruleset"], None) {
+                Ok(_) => Some(ns),
+                Err(e) => {
+                    eprintln!("skipped: nft does not run here: {e}");
+                    None
+                }
+            }
+        }
+
+        /// `nft ARGS [-f FILE-with-text]` in the namespace: stdout, or stderr as the error.
+        pub fn nft(&self, args: &[&str], file_text: Option<&str>) -> Result<String, String> {
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["netns", "exec", &self.name, "nft"]).args(args);
+            let path = std::env::temp_dir().join(format!("{}.in", self.name));
+            if let Some(t) = file_text {
+                std::fs::write(&path, t).map_err(|e| e.to_string())?;
+                cmd.arg("-f").arg(&path);
+            }
+            let out = cmd.output().map_err(|e| e.to_string());
+            let _ = std::fs::remove_file(&path);
+            let out = out?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        }
+    }
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.name])
+                .output();
+        }
+    }
+
+    /// A Debug rendering without locations, rule texts and Unsupported reasons: what two
+    /// syntaxes of the same ruleset must agree on.
+    pub fn normalized<T: std::fmt::Debug>(x: &T) -> String {
+        let d = format!("{x:?}");
+        let mut out = String::with_capacity(d.len());
+        let b = d.as_bytes();
+        let mut i = 0;
+        while i < d.len() {
+            let rest = &d[i..];
+            if rest.starts_with("loc: Loc {") {
+                i += rest.find('}').map_or(rest.len(), |j| j + 1);
+                continue;
+            }
+            if let Some(key) = ["text: \"", "what: \""]
+                .iter()
+                .find(|k| rest.starts_with(**k))
+            {
+                out.push_str(key);
+                let mut j = i + key.len();
+                while j < d.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                i = j;
+                continue;
+            }
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            i += c.len_utf8();
+        }
+        out
+    }
 }

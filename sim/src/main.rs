@@ -62,14 +62,15 @@ enum Command {
     Bench(fwsim::bench::BenchArgs),
     /// Validate a ruleset (format told apart by content) and print it back normalized.
     Parse {
-        /// iptables-save / ip6tables-save output, nft text; may start with an `ipset save`
-        /// dump.
+        /// iptables-save / ip6tables-save output, nft text or nft JSON (`nft -j list ruleset`);
+        /// may start with an `ipset save` dump.
         file: PathBuf,
         /// The host's ipsets (`ipset save` output), for rules with `-m set`.
         #[arg(long, value_name = "FILE")]
         ipsets: Option<PathBuf>,
-        /// Print it as: iptables (normalized iptables-save text, the default); nft and json
-        /// are not written yet.
+        /// Print it as: iptables (iptables-save input only), nft (text) or json (nft JSON).
+        /// Default: the input's own format, normalized. A translation keeps the meaning
+        /// exactly or is refused, naming the rule (exit 2).
         #[arg(long, value_enum, value_name = "FORMAT")]
         to: Option<To>,
     },
@@ -213,62 +214,109 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            match to {
-                None | Some(To::Iptables) => {}
-                Some(To::Nft) | Some(To::Json) => {
-                    return usage_error(
-                        "--to nft and --to json are not written yet by this version of fwsim (--to iptables is)",
-                    )
-                }
-            }
-            match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
+            use fwsim::netfilter::Format as In;
+            let rs = match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
                 if let Some(sets) = sets {
                     fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
                 }
                 Ok(rs)
             }) {
-                Ok(rs) => {
-                    // A combined file: the ipset dump first, normalized, then the ruleset.
-                    let (text, combined) = match fwsim::netfilter::split_ipsets(&text) {
-                        Some((sets, rules)) => (rules, Some(sets)),
-                        None => (text, None),
-                    };
-                    if let Some(sets) = combined {
-                        if let Ok(save) = fwsim::syntax::ipset::parse(&sets) {
-                            print!("{save}");
-                        }
-                    }
-                    match fwsim::netfilter::detect(&text) {
-                        Some(fwsim::netfilter::Format::IptablesSave) => {
-                            if let Ok(save) = fwsim::syntax::iptables::parse(&text) {
-                                print!("{save}");
-                            }
-                        }
-                        _ if to.is_some() => {
-                            return usage_error(
-                                "--to iptables: only iptables-save input is translated yet",
-                            );
-                        }
-                        Some(fwsim::netfilter::Format::NftText) => {
-                            if let Ok(file) = fwsim::syntax::nft::parse(&text) {
-                                print!("{file}");
-                            }
-                        }
-                        _ => {}
-                    }
-                    for (loc, what) in rs.unsupported() {
-                        eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
-                    }
-                    for tie in rs.priority_ties() {
-                        eprintln!("{}: warning: {tie}", file.display());
-                    }
-                    ExitCode::SUCCESS
-                }
+                Ok(rs) => rs,
                 Err(e) => {
                     eprintln!("{}:{}: error: {}", file.display(), e.loc, e.message);
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            // A combined file: the ipset dump first, normalized, then the ruleset.
+            let (text, combined) = match fwsim::netfilter::split_ipsets(&text) {
+                Some((sets, rules)) => (rules, Some(sets)),
+                None => (text, None),
+            };
+            let input = fwsim::netfilter::detect(&text);
+            let refused = |loc: fwsim::values::Loc, message: &str| {
+                eprintln!("{}:{loc}: error: {message}", file.display());
+                ExitCode::from(2)
+            };
+            // The nft syntax tree of nft text or JSON input (read above, so it parses).
+            let tree = || match input {
+                Some(In::NftText) => fwsim::syntax::nft::parse(&text).ok(),
+                Some(In::NftJson) => fwsim::syntax::nft_json::parse(&text).ok(),
+                _ => None,
+            };
+            let out = match (to, input) {
+                (None | Some(To::Iptables), Some(In::IptablesSave)) => {
+                    match fwsim::syntax::iptables::parse(&text) {
+                        Ok(save) => save.to_string(),
+                        Err(e) => return refused(e.loc, &e.message),
+                    }
+                }
+                (Some(To::Iptables), _) => {
+                    return usage_error(
+                        "--to iptables: only iptables-save input is translated to iptables (nft input: --to nft or --to json)",
+                    )
+                }
+                (None, Some(In::NftText)) | (Some(To::Nft), Some(In::NftText)) => {
+                    tree().map(|t| t.to_string()).unwrap_or_default()
+                }
+                (None, _) | (Some(To::Json), Some(In::NftJson)) => {
+                    match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
+                        Some(Ok(j)) => j,
+                        Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                        None => String::new(),
+                    }
+                }
+                (Some(To::Nft), Some(In::NftJson)) => {
+                    let t = tree().unwrap_or_default();
+                    // Statements fwsim could not read are kept as JSON: no nft text for them.
+                    for (loc, what) in rs.unsupported() {
+                        if what.starts_with(fwsim::syntax::nft_json::UNKNOWN) {
+                            return refused(loc, &format!("cannot translate to nft text: {what} is not an nft JSON statement fwsim knows"));
+                        }
+                    }
+                    t.to_string()
+                }
+                (Some(To::Nft), _) | (Some(To::Json), Some(In::IptablesSave)) => {
+                    if rs.ipsets.is_some() {
+                        return usage_error(
+                            "--to nft/json: rules with ipsets are not translated yet (nft sets would replace them)",
+                        );
+                    }
+                    let nft = match fwsim::netfilter::to_nft::to_nft(&rs) {
+                        Ok(n) => n,
+                        Err(e) => return refused(e.loc, &e.message),
+                    };
+                    if matches!(to, Some(To::Nft)) {
+                        nft
+                    } else {
+                        let t = match fwsim::syntax::nft::parse(&nft) {
+                            Ok(t) => t,
+                            Err(e) => return refused(e.loc, &format!("internal: the nft translation does not parse: {}", e.message)),
+                        };
+                        match fwsim::syntax::nft_json::print(&t) {
+                            Ok(j) => j,
+                            Err(e) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                        }
+                    }
+                }
+                (Some(To::Json), _) => match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
+                    Some(Ok(j)) => j,
+                    Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                    None => String::new(),
+                },
+            };
+            if let (Some(sets), None | Some(To::Iptables)) = (combined, to) {
+                if let Ok(save) = fwsim::syntax::ipset::parse(&sets) {
+                    print!("{save}");
                 }
             }
+            print!("{out}");
+            for (loc, what) in rs.unsupported() {
+                eprintln!("{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)", file.display());
+            }
+            for tie in rs.priority_ties() {
+                eprintln!("{}: warning: {tie}", file.display());
+            }
+            ExitCode::SUCCESS
         }
         Command::Trace {
             ruleset,

@@ -265,11 +265,54 @@ fn parse_to_formats() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n"));
+    let out = fwsim(dir.path(), &["parse", "r.iptables", "--to", "nft"]);
+    assert_eq!(out.status.code(), Some(0));
+    let nft = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        nft.contains("meta l4proto tcp tcp dport 22 accept"),
+        "{nft}"
+    );
+    // nft → JSON → nft keeps the tree.
+    std::fs::write(dir.path().join("r.nft"), &nft).unwrap();
+    let out = fwsim(dir.path(), &["parse", "r.nft", "--to", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(dir.path().join("r.json"), &out.stdout).unwrap();
+    let out = fwsim(dir.path(), &["parse", "r.json", "--to", "nft"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tcp dport 22 accept"));
+    let out = fwsim(dir.path(), &["parse", "r.iptables", "--to", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("{\"nftables\": ["));
+    // Untranslatable: refused, naming the rule's line; nft is not translated to iptables.
+    std::fs::write(
+        dir.path().join("s.iptables"),
+        format!("{HEAD}-A INPUT -p tcp -j ACCEPT\n-A INPUT -m addrtype --dst-type LOCAL -j DROP\nCOMMIT\n"),
+    )
+    .unwrap();
     for to in ["nft", "json"] {
-        let out = fwsim(dir.path(), &["parse", "r.iptables", "--to", to]);
+        let out = fwsim(dir.path(), &["parse", "s.iptables", "--to", to]);
         assert_eq!(out.status.code(), Some(2));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("not written yet"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("s.iptables:6:1: error: cannot translate rule `-A INPUT -m addrtype"),
+            "{err}"
+        );
     }
+    let out = fwsim(dir.path(), &["parse", "r.nft", "--to", "iptables"]);
+    assert_eq!(out.status.code(), Some(2));
+    // JSON with an error: line and column.
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"nftables\": [\n {\"table\": }\n]}\n",
+    )
+    .unwrap();
+    let out = fwsim(dir.path(), &["parse", "bad.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.json:2:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// ipsets: a bad `--ipsets` file is refused at its own line and column; a rule naming a

@@ -79,6 +79,39 @@ fn ipset_save_corpus() {
 }
 
 #[test]
+fn nft_text_corpus() {
+    let seen = replay("nft_text", fuzzing::nft_text);
+    assert!(
+        seen.iter().filter(|(_, o)| *o == Outcome::Accepted).count() >= 2,
+        "the valid seeds must convert: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, o)| *o == Outcome::SyntaxError),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|(_, o)| *o == Outcome::Refused), "{seen:?}");
+    for (n, o) in &seen {
+        if n.starts_with("err-") {
+            assert!(*o != Outcome::Accepted, "{n} was accepted");
+        }
+    }
+}
+
+#[test]
+fn nft_json_corpus() {
+    let seen = replay("nft_json", fuzzing::nft_json);
+    assert!(
+        seen.iter().filter(|(_, o)| *o == Outcome::Accepted).count() >= 2,
+        "the valid seeds must convert: {seen:?}"
+    );
+    for (n, o) in &seen {
+        if n.starts_with("err-") {
+            assert!(*o != Outcome::Accepted, "{n} was accepted");
+        }
+    }
+}
+
+#[test]
 fn oracles_take_any_bytes() {
     for data in [
         &b""[..],
@@ -88,10 +121,16 @@ fn oracles_take_any_bytes() {
         b"# only a comment\n",
         b"---\n...\n",
         b"[",
+        b"{",
+        b"{\"nftables\": []}",
+        b"{\"nftables\": [{}]}",
+        b"table ip t { chain c { } }",
     ] {
         fuzzing::iptables_save(data);
         fuzzing::scenario_yaml(data);
         fuzzing::ipset_save(data);
+        fuzzing::nft_text(data);
+        fuzzing::nft_json(data);
     }
     assert_eq!(fuzzing::iptables_save(b"\xff"), Outcome::NotText);
     assert_eq!(

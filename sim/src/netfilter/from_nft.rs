@@ -1046,7 +1046,7 @@ impl Ctx<'_> {
                     kind, to, flags: _, ..
                 } => actions.push(self.nat(kind, to.as_ref(), loc, st)?),
                 Stmt::Reject { with, .. } => actions.push(Action::Reject {
-                    with: reject_with(with),
+                    with: reject_with(with, self.family),
                 }),
                 Stmt::Notrack { .. } => actions.push(Action::NoTrack),
                 Stmt::ObjRef { kind, .. } if kind == "counter" => {}
@@ -1098,7 +1098,11 @@ impl Ctx<'_> {
                 Expr::Sel(w) => (w, None),
                 Expr::Binop { op, left, right } if op == "&" || op == "and" => {
                     match (&**left, &**right) {
-                        (Expr::Sel(w), Expr::Value(m)) => (w, Some(parse_num(m)?)),
+                        (Expr::Sel(w), Expr::Value(m)) if parse_num(m).is_some() => {
+                            (w, parse_num(m))
+                        }
+                        // A symbolic mask: `tcp flags & (fin | syn)`, `tcp flags & fin,syn`.
+                        (Expr::Sel(w), m) => (w, Some(bits(field_of(w)?.0, m).ok()?)),
                         _ => return None,
                     }
                 }
@@ -1588,10 +1592,17 @@ fn nat_to(s: &str) -> Option<NatTo> {
     })
 }
 
-fn reject_with(with: &[String]) -> String {
+/// The reject as `PROTO TYPE` (`tcp-reset` for TCP resets); a plain `reject` is the
+/// family's default (nft(8): icmp port-unreachable in ip tables, icmpv6 in ip6, icmpx
+/// elsewhere), so both spellings read the same.
+fn reject_with(with: &[String], family: Family) -> String {
     let w: Vec<&str> = with.iter().map(String::as_str).collect();
     match w.as_slice() {
-        [] => "port-unreachable".into(),
+        [] => match family {
+            Family::Ip => "icmp port-unreachable".into(),
+            Family::Ip6 => "icmpv6 port-unreachable".into(),
+            _ => "icmpx port-unreachable".into(),
+        },
         ["tcp", "reset"] => "tcp-reset".into(),
         [p, "type", t] | [p, t] => format!("{p} {t}"),
         _ => with.join(" "),

@@ -2,14 +2,14 @@
 //! the interpreter that walks a packet through the hooks as the kernel does.
 //!
 //! Contract: [`read_ruleset`] tells the format apart by content and returns the IR or an
-//! error with line and column. Formats not read yet (nft JSON) are reported as such, never
-//! guessed.
+//! error with line and column.
 
 pub mod from_iptables;
 pub mod from_nft;
 pub mod interp;
 pub mod ipset;
 pub mod ir;
+pub mod to_nft;
 
 use crate::values::Loc;
 
@@ -212,12 +212,10 @@ fn read_rules(text: &str) -> Result<ir::Ruleset, RulesetError> {
             let file = crate::syntax::nft::parse(text)?;
             Ok(from_nft::convert(&file)?)
         }
-        Some(Format::NftJson) => Err(RulesetError {
-            loc: Loc { line: 1, col: 1 },
-            message:
-                "nft JSON rulesets are not read yet by this version of fwsim (nft text and iptables-save text are)"
-                    .into(),
-        }),
+        Some(Format::NftJson) => {
+            let file = crate::syntax::nft_json::parse(text)?;
+            Ok(from_nft::convert(&file)?)
+        }
         None => Err(RulesetError {
             loc: Loc { line: 1, col: 1 },
             message:

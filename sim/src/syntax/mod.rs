@@ -10,5 +10,6 @@ pub mod iptables;
 pub mod k8s;
 pub mod matrix;
 pub mod nft;
+pub mod nft_json;
 pub mod scenario;
 pub mod yaml;

@@ -2084,7 +2084,24 @@ fn opt_family(f: &Option<String>) -> String {
 
 impl fmt::Display for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for item in &self.items {
+        // A line ending in a word that ends in `\\` would read as a line continuation:
+        // end it with `;` (a statement separator everywhere such a line can be).
+        let raw = RawFile(self).to_string();
+        for line in raw.split_inclusive('\n') {
+            match line.strip_suffix('\n') {
+                Some(l) if l.ends_with('\\') => writeln!(f, "{l};")?,
+                _ => f.write_str(line)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+struct RawFile<'a>(&'a File);
+
+impl fmt::Display for RawFile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for item in &self.0.items {
             match item {
                 Item::Define(d) => writeln!(f, "define {} = {}", d.name, d.value)?,
                 Item::Flush { words, .. } => writeln!(f, "flush {}", words.join(" "))?,
@@ -2115,7 +2132,7 @@ impl fmt::Display for File {
                                         write_chain_body(f, b, "\t\t")?;
                                         writeln!(f, "\t}}")?;
                                     }
-                                    None => writeln!(f, " {{\n\t}}")?,
+                                    None => writeln!(f)?,
                                 }
                             }
                             TableItem::Set(s) => {
@@ -2403,6 +2420,25 @@ mod tests {
             "\\",
         ] {
             let _ = parse(junk);
+        }
+    }
+
+    /// Found by the nft_text fuzz target: a chain declared without a block inside a table,
+    /// and a word ending in a backslash at the end of a line (read as a continuation).
+    #[test]
+    fn prints_back_what_it_read() {
+        for text in [
+            "table ip t {\n\tchain c\n}\n",
+            "table ip t {\n\tchain c {\n\t\tfoo\\ }\n}\n",
+        ] {
+            let f = parse(text).unwrap();
+            let printed = f.to_string();
+            let again = parse(&printed).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+            assert_eq!(
+                strip_locs(&format!("{again:?}")),
+                strip_locs(&format!("{f:?}")),
+                "{printed}"
+            );
         }
     }
 

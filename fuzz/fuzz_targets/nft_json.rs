@@ -1,0 +1,5 @@
+//! nft JSON: parse, print round trip, IR conversion, packet walks.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fwsim::fuzzing::nft_json(data);
+});
