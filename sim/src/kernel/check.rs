@@ -232,7 +232,7 @@ pub(crate) fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<
     Ok(())
 }
 
-pub(crate) fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelError> {
+fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelError> {
     for attempt in 0..200 {
         let json = lab.in_dut(
             &["nft", "-j", "list", "table", "inet", observer::TABLE],
@@ -319,36 +319,54 @@ pub fn judge(
         lab.in_dut(&["ipset", "restore"], Some(sets))?;
     }
     load(&lab, backend, v6, ruleset)?;
-    for (j, p) in probes.iter().enumerate() {
-        sender.send(&Probe {
-            src: p.src,
-            dst: p.dst,
-            protocol: p.protocol,
-            sport: p.sport,
-            dport: p.dport,
-            marker: j as u16 + 1,
-        })?;
-    }
-    let sentinel = probes.len() as u16 + 1;
-    let (s, d) = if v6 {
-        (SENTINEL6, DUT_ADDRS[2])
-    } else {
-        (SENTINEL4, DUT_ADDRS[0])
-    };
-    sender.send(&Probe {
-        src: s.parse().expect("sentinel address"),
-        dst: d.parse().expect("DUT address"),
-        protocol: 17,
-        sport: 9,
-        dport: 9,
-        marker: sentinel,
-    })?;
-    let seen = read_until_sentinel(&lab, sentinel)?;
+    let probes_: Vec<Probe> = probes
+        .iter()
+        .enumerate()
+        .map(|(j, p)| probe_of(p, j))
+        .collect();
+    let seen = send_and_observe(&lab, &sender, &probes_)?;
     Ok(probes
         .iter()
         .enumerate()
         .map(|(j, p)| seen.fate(j as u16 + 1, p.protocol == 6))
         .collect())
+}
+
+/// The probe for generated probe number `j` (marker `j + 1`).
+fn probe_of(p: &GenProbe, j: usize) -> Probe {
+    Probe {
+        src: p.src,
+        dst: p.dst,
+        protocol: p.protocol,
+        sport: p.sport,
+        dport: p.dport,
+        marker: j as u16 + 1,
+    }
+}
+
+/// Send a batch (markers 1..=n, in order), then a sentinel of each family, and read what
+/// the observer saw once the sentinel arrived (every probe before it has then been through
+/// the DUT: one veth, one queue).
+pub(crate) fn send_and_observe(
+    lab: &Lab,
+    sender: &Sender,
+    probes: &[Probe],
+) -> Result<observer::Seen, KernelError> {
+    for p in probes {
+        sender.send(p)?;
+    }
+    let sentinel = probes.len() as u16 + 1;
+    for (s, d) in [(SENTINEL4, DUT_ADDRS[0]), (SENTINEL6, DUT_ADDRS[2])] {
+        sender.send(&Probe {
+            src: s.parse().expect("sentinel address"),
+            dst: d.parse().expect("DUT address"),
+            protocol: 17,
+            sport: 9,
+            dport: 9,
+            marker: sentinel,
+        })?;
+    }
+    read_until_sentinel(lab, sentinel)
 }
 
 /// Does the simulator's fate (on the path it took) agree with the kernel's?
@@ -409,31 +427,8 @@ pub fn run(
                     seed_conntrack(&lab, p, j as u16 + 1)?;
                 }
             }
-            for (j, p) in ps.iter().enumerate() {
-                sender.send(&Probe {
-                    src: p.src,
-                    dst: p.dst,
-                    protocol: p.protocol,
-                    sport: p.sport,
-                    dport: p.dport,
-                    marker: j as u16 + 1,
-                })?;
-            }
-            let sentinel = n as u16 + 1;
-            let (s, d) = if g.v6 {
-                (SENTINEL6, DUT_ADDRS[2])
-            } else {
-                (SENTINEL4, DUT_ADDRS[0])
-            };
-            sender.send(&Probe {
-                src: s.parse().expect("sentinel address"),
-                dst: d.parse().expect("DUT address"),
-                protocol: 17,
-                sport: 9,
-                dport: 9,
-                marker: sentinel,
-            })?;
-            let seen = read_until_sentinel(&lab, sentinel)?;
+            let batch: Vec<Probe> = ps.iter().enumerate().map(|(j, p)| probe_of(p, j)).collect();
+            let seen = send_and_observe(&lab, &sender, &batch)?;
             if ps.iter().any(|p| p.established) {
                 lab.in_dut(&["conntrack", "-F"], None)?;
             }

@@ -10,12 +10,11 @@
 //! distinct (input, output) interface pair, deleted afterwards.
 
 use super::lab::{Lab, LabSpec, DUT_IN, DUT_OUT};
-use super::observer::{KernelFate, SENTINEL4, SENTINEL6};
+use super::observer::KernelFate;
 use super::probe::{Probe, Sender};
 use super::{available, Backend, KernelError};
 use crate::netfilter::{detect, Format};
 use crate::values::{CtState, Hook, Packet};
-use std::net::IpAddr;
 
 /// Which loader a ruleset text needs, and whether it is IPv6 (iptables only).
 fn backend_of(text: &str, v6: bool) -> Result<(Backend, bool), String> {
@@ -179,30 +178,22 @@ fn judge_group(
         lab.in_dut(&["ipset", "restore"], Some(sets))?;
     }
     super::check::load(&lab, backend, v6, text)?;
-    for (k, &i) in idx.iter().enumerate() {
-        let p = &packets[i];
-        sender.send(&Probe {
-            src: p.src,
-            dst: p.dst,
-            protocol: p.protocol,
-            sport: p.sport.unwrap_or(40000),
-            dport: p.dport.unwrap_or(80),
-            marker: k as u16 + 1,
-        })?;
-    }
-    // Sentinels of both families (the group may mix them).
-    let sentinel = idx.len() as u16 + 1;
-    for (s, d) in [(SENTINEL4, "10.200.0.2"), (SENTINEL6, "fd00:200::2")] {
-        sender.send(&Probe {
-            src: s.parse::<IpAddr>().expect("sentinel"),
-            dst: d.parse().expect("DUT address"),
-            protocol: 17,
-            sport: 9,
-            dport: 9,
-            marker: sentinel,
-        })?;
-    }
-    let seen = super::check::read_until_sentinel(&lab, sentinel)?;
+    let probes: Vec<Probe> = idx
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let p = &packets[i];
+            Probe {
+                src: p.src,
+                dst: p.dst,
+                protocol: p.protocol,
+                sport: p.sport.unwrap_or(40000),
+                dport: p.dport.unwrap_or(80),
+                marker: k as u16 + 1,
+            }
+        })
+        .collect();
+    let seen = super::check::send_and_observe(&lab, &sender, &probes)?;
     Ok(idx
         .iter()
         .enumerate()
