@@ -160,6 +160,12 @@ fn usage_error(message: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`fwsim ... | head`), as command-line tools do, instead
+    // of panicking on the failed print.
+    // SAFETY: setting a signal disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Run {

@@ -721,6 +721,22 @@ fn nft_extra(g: &mut Gen) -> String {
                 format!("oifname {neg}\"dut1\" {}", verdict(rng))
             }
             10 => format!("iifname {neg}\"dut*\" {}", verdict(rng)),
+            // fib: the lab host's addresses and routes decide (kernel::check::dut_host).
+            // fib is valid only on some hooks (nft_fib_validate): `oif` results in
+            // PREROUTING (with `. iif` also INPUT and FORWARD); base chains only here.
+            11 if !chain.starts_with('u') && rng.random_bool(0.4) => match rng.random_range(0..4) {
+                0 => format!("fib daddr type {neg}local {}", verdict(rng)),
+                1 => format!("fib daddr type {{ broadcast, multicast }} {}", verdict(rng)),
+                2 if hook != "postrouting" => {
+                    format!("fib saddr . iif oif missing {}", verdict(rng))
+                }
+                3 if hook == "prerouting" => format!(
+                    "fib saddr oifname {neg}\"{}\" {}",
+                    pick(rng, &["dut0", "dut1"]),
+                    verdict(rng)
+                ),
+                _ => format!("fib daddr type != unicast {}", verdict(rng)),
+            },
             _ => format!(
                 "ct state vmap {{ new : {}, established : accept, invalid : drop, untracked : accept }}",
                 pick(rng, &["accept", "drop", "continue"])

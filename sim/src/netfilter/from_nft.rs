@@ -553,6 +553,21 @@ fn field_of(words: &[String]) -> Option<(Field, Vec<Match>)> {
         ["ct", "direction"] => (Field::CtDirection, vec![]),
         ["meta", "nfproto"] => (Field::NfProto, vec![]),
         ["meta", "protocol"] => (Field::EtherType, vec![]),
+        ["fib", d @ ("saddr" | "daddr"), rest @ ..] => {
+            let (dev, result) = match rest {
+                [".", x @ ("iif" | "oif"), r] => {
+                    (Some(if *x == "iif" { Dir::Src } else { Dir::Dst }), *r)
+                }
+                [r] => (None, *r),
+                _ => return None,
+            };
+            let d = dir(d);
+            match result {
+                "type" => (Field::FibType { dir: d, dev }, vec![]),
+                "oif" | "oifname" => (Field::FibOif { dir: d, dev }, vec![]),
+                _ => return None,
+            }
+        }
         ["meta", k] | [k] if matches!(*k, "iifname" | "iif") => (Field::Ifname(Dir::Src), vec![]),
         ["meta", k] | [k] if matches!(*k, "oifname" | "oif") => (Field::Ifname(Dir::Dst), vec![]),
         _ => return None,
@@ -755,6 +770,20 @@ fn scalar(f: Field, s: &str) -> Result<u128, VErr> {
             "snat" => Some(ct::SNAT.into()),
             _ => None,
         },
+        Field::FibType { .. } => [
+            "unspec",
+            "unicast",
+            "local",
+            "broadcast",
+            "anycast",
+            "multicast",
+            "blackhole",
+            "unreachable",
+            "prohibit",
+        ]
+        .iter()
+        .position(|n| *n == s)
+        .map(|n| n as u128),
         Field::CtDirection => match s {
             "original" => Some(0),
             "reply" => Some(1),
@@ -779,6 +808,17 @@ fn scalar(f: Field, s: &str) -> Result<u128, VErr> {
 
 /// One field of an element (or of a comparison) as a range.
 fn range(f: Field, e: &Expr) -> Result<Range, VErr> {
+    if let Field::FibOif { .. } = f {
+        return match e {
+            // `missing` (JSON: `false`): no route.
+            Expr::Value(s) if s == "missing" || s == "false" => Ok(Range::Name(String::new())),
+            Expr::Value(s) if s == "exists" || s == "true" => {
+                Err(VErr::Unknown(format!("fib result `{s}`")))
+            }
+            Expr::Str(s) | Expr::Value(s) => Ok(Range::Name(s.clone())),
+            _ => Err(VErr::Unknown(format!("interface `{e}`"))),
+        };
+    }
     if let Field::Ifname(_) = f {
         return match e {
             Expr::Str(s) | Expr::Value(s) => Ok(Range::Name(s.clone())),
@@ -1816,9 +1856,9 @@ mod tests {
 
     #[test]
     fn unknowns_are_unsupported_not_errors() {
-        let rs = ir("table inet t { chain c {\n fib daddr type local accept\n queue num 1\n meta iiftype ether drop\n flow offload @ft\n } }\n").unwrap();
+        let rs = ir("table inet t { chain c {\n fib daddr . mark type local accept\n queue num 1\n meta iiftype ether drop\n flow offload @ft\n } }\n").unwrap();
         let u = rs.unsupported();
         assert_eq!(u.len(), 4, "{u:?}");
-        assert!(u[0].1.contains("fib daddr type local"));
+        assert!(u[0].1.contains("fib daddr . mark type local"));
     }
 }

@@ -1002,12 +1002,64 @@ impl<'a> Run<'a> {
             }
             Field::NfProto => num(if v4 { 2 } else { 10 }),
             Field::EtherType => num(if v4 { 0x0800 } else { 0x86dd }),
+            Field::FibType { dir, dev } => {
+                let Some(host) = self.host else {
+                    return Read::Unknown(
+                        "fib needs the host's addresses (a scenario's `host:`), which are not given"
+                            .into(),
+                    );
+                };
+                if dev.is_some() {
+                    return Read::Unknown(
+                        "fib ... type limited to an interface needs the interface of each host address, which is not modelled"
+                            .into(),
+                    );
+                }
+                match st.addr(dir) {
+                    Ok(a) => num(host.addr_type(a).trailing_zeros().into()),
+                    Err(why) => Read::Unknown(why),
+                }
+            }
+            Field::FibOif { dir, dev } => {
+                let Some(host) = self.host else {
+                    return Read::Unknown(
+                        "fib needs the host's routes (a scenario's `host:`), which are not given"
+                            .into(),
+                    );
+                };
+                let a = match st.addr(dir) {
+                    Ok(a) => a,
+                    Err(why) => return Read::Unknown(why),
+                };
+                if host.addr_type(a) != addrtype::UNICAST {
+                    return Read::Unknown(format!(
+                        "fib ... oif of {a}: routes to local, broadcast and multicast addresses are not modelled"
+                    ));
+                }
+                let route = host.route(a).unwrap_or("");
+                let name = match dev {
+                    None => route,
+                    Some(d) => {
+                        let limit = if d == Dir::Src { &st.iif } else { &st.oif };
+                        match limit {
+                            Some(l) if l == route => route,
+                            Some(_) => "",
+                            None => {
+                                return Read::Unknown(
+                                    "the packet gives no interface for the fib lookup".into(),
+                                )
+                            }
+                        }
+                    }
+                };
+                Read::Value(vec![KeyValue::Name(name.to_string())])
+            }
             Field::Ifname(dir) => {
                 let has = match (dir, hook) {
                     (Dir::Src, Hook::Output | Hook::Postrouting) => Some(""),
                     (Dir::Dst, Hook::Prerouting | Hook::Input) => Some(""),
-                    (Dir::Src, _) => p.iif.as_deref(),
-                    (Dir::Dst, _) => p.oif.as_deref(),
+                    (Dir::Src, _) => st.iif.as_deref(),
+                    (Dir::Dst, _) => st.oif.as_deref(),
                 };
                 match has {
                     Some(n) => Read::Value(vec![KeyValue::Name(n.to_string())]),
@@ -1463,6 +1515,34 @@ mod tests {
         assert!(
             matches!(walk(&rs, &packet("dst=10.1.0.9 hook=forward oif=eth1 dport=8443")).fate, Fate::Inconclusive(m) if m.contains("range"))
         );
+    }
+
+    /// nft `fib` on a known host (E8): `type` as addrtype, `oif` by route, `. iif` limiting
+    /// the lookup to the input interface (the rp-filter idiom).
+    #[test]
+    fn nft_fib_on_a_known_host() {
+        let host = Host {
+            addresses: vec!["10.0.0.1".parse().unwrap()],
+            networks: vec!["10.0.0.0/24".parse().unwrap()],
+            routes: vec![
+                ("10.0.0.0/24".parse().unwrap(), "eth1".into()),
+                ("0.0.0.0/0".parse().unwrap(), "eth0".into()),
+            ],
+        };
+        let rules = "table inet t {\n chain pre { type filter hook prerouting priority 0; policy accept;\n  fib saddr . iif oif missing drop\n  fib daddr type { broadcast, multicast } drop\n }\n chain in { type filter hook input priority 0; policy drop;\n  fib daddr type local tcp dport 22 accept\n }\n}\n";
+        let rs = crate::netfilter::read_ruleset(rules).unwrap();
+        let on = |p: &str| walk_on(&rs, &packet(p), Some(&host)).fate;
+        assert!(
+            matches!(walk(&rs, &packet("dst=10.0.0.1")).fate, Fate::Inconclusive(m) if m.contains("host"))
+        );
+        // From the internet on eth0 (the default route's device): passes rp-filter.
+        assert_eq!(on("dst=10.0.0.1"), Fate::Accept);
+        assert_eq!(on("dst=10.0.0.1 dport=23"), Fate::Drop);
+        // A source of eth1's network arriving on eth0: no route back through eth0.
+        assert_eq!(on("src=10.0.0.7 dst=10.0.0.1"), Fate::Drop);
+        assert_eq!(on("src=10.0.0.7 dst=10.0.0.1 iif=eth1"), Fate::Accept);
+        // The subnet's broadcast address.
+        assert_eq!(on("dst=10.0.0.255"), Fate::Drop);
     }
 
     fn nft_fate(rules: &str, p: &str) -> Fate {

@@ -245,6 +245,19 @@ pub enum Field {
     /// `iifname`/`iif` (`dir` Src) and `oifname`/`oif` (Dst): names; `iif` is compared by
     /// name too (the interface index of a name is not modelled).
     Ifname(Dir),
+    /// nft `fib saddr|daddr [. iif|. oif] type`: the address's route type, an RTN_* number
+    /// (1 unicast, 2 local, 3 broadcast, 5 multicast, ...); `dev` the interface limit.
+    FibType {
+        dir: Dir,
+        dev: Option<Dir>,
+    },
+    /// nft `fib saddr|daddr [. iif|. oif] oif|oifname`: the device of the route to the
+    /// address, by name; "" when there is none (nft's `missing`), or when `dev` limits the
+    /// lookup to another device.
+    FibOif {
+        dir: Dir,
+        dev: Option<Dir>,
+    },
 }
 
 /// One field of a lookup key, with the `& mask` written before the comparison.

@@ -614,6 +614,8 @@ fn expr(v: &Value, depth: usize) -> Option<Expr> {
     }
     let d = depth + 1;
     match v {
+        // `fib ... oif missing` / `exthdr ... exists`: JSON writes the booleans.
+        Value::Bool(b) => Some(Expr::Value(if *b { "exists" } else { "missing" }.into())),
         Value::Number(n) => Some(Expr::Value(
             n.as_u64()
                 .map(|x| x.to_string())
