@@ -550,7 +550,9 @@ pub fn generate(seed: u64) -> GenRuleset {
         }
         // Nat chains reachable from both PREROUTING and POSTROUTING etc. could make a
         // NAT target invalid; targets were chosen with the reach known at the time, and a
-        // later jump widens it: drop NAT targets that became invalid.
+        // later jump widens it: drop most NAT targets that became invalid; keep one in ten,
+        // so that the kernel check also sees rulesets the kernel must refuse (and fwsim
+        // with it).
         if table == GenTable::Nat {
             for ci in nb..chains.len() {
                 let r = reach[ci - nb];
@@ -561,7 +563,7 @@ pub fn generate(seed: u64) -> GenRuleset {
                         GenTarget::Masquerade => !r.pre && !r.out && !r.input,
                         _ => true,
                     };
-                    if !ok {
+                    if !ok && !g.rng.random_bool(0.1) {
                         rule.target = GenTarget::Accept;
                     }
                 }
@@ -674,6 +676,7 @@ fn nft_extra(g: &mut Gen) -> String {
             }
         };
         let neg = if rng.random_bool(0.2) { "!= " } else { "" };
+        let wild = rng.random_bool(0.05);
         match rng.random_range(0..12) {
             0 => format!("{ip} saddr {neg}@addrs {}", verdict(rng)),
             1 => format!("{ip} daddr {neg}@addrs {}", verdict(rng)),
@@ -724,13 +727,14 @@ fn nft_extra(g: &mut Gen) -> String {
             // fib: the lab host's addresses and routes decide (kernel::check::dut_host).
             // fib is valid only on some hooks (nft_fib_validate): `oif` results in
             // PREROUTING (with `. iif` also INPUT and FORWARD); base chains only here.
-            11 if !chain.starts_with('u') && rng.random_bool(0.4) => match rng.random_range(0..4) {
+            // One in twenty ignores where fib is valid: the kernel must refuse, and fwsim too.
+            11 if (wild || !chain.starts_with('u')) && rng.random_bool(0.4) => match rng.random_range(0..4) {
                 0 => format!("fib daddr type {neg}local {}", verdict(rng)),
                 1 => format!("fib daddr type {{ broadcast, multicast }} {}", verdict(rng)),
-                2 if hook != "postrouting" => {
+                2 if wild || hook != "postrouting" => {
                     format!("fib saddr . iif oif missing {}", verdict(rng))
                 }
-                3 if hook == "prerouting" => format!(
+                3 if wild || hook == "prerouting" => format!(
                     "fib saddr oifname {neg}\"{}\" {}",
                     pick(rng, &["dut0", "dut1"]),
                     verdict(rng)

@@ -59,8 +59,12 @@ pub struct BackendReport {
     pub inconclusive_examples: Vec<(u64, String)>,
     /// The kernel's fates over all cases: accept (input), accept (forward), reject, drop.
     pub kernel_fates: [usize; 4],
-    /// Rulesets the kernel's tool refused to load (a generator bug), with the message.
+    /// Rulesets the kernel refused to load but fwsim read (fwsim too lenient, or a
+    /// generator bug), with the kernel's message.
     pub load_errors: Vec<(u64, String)>,
+    /// Rulesets the kernel and fwsim both refused (the generator makes some on purpose:
+    /// a target or `fib` used from a hook where it is not valid).
+    pub refused_both: usize,
     /// Rulesets fwsim could not read although the kernel loaded them.
     pub parse_errors: Vec<(u64, String)>,
     pub seconds: f64,
@@ -88,9 +92,10 @@ impl std::fmt::Display for CheckReport {
         for (b, r) in &self.backends {
             writeln!(
                 f,
-                "  {:<16} {} rulesets, {} cases: {} agree, {} disagree, {} inconclusive, {} load errors, {} parse errors; {:.1} s, {:.0} cases/s",
+                "  {:<16} {} rulesets ({} refused by both), {} cases: {} agree, {} disagree, {} inconclusive; {} refused by the kernel only, {} by fwsim only; {:.1} s, {:.0} cases/s",
                 b.as_str(),
                 r.rulesets,
+                r.refused_both,
                 r.cases,
                 r.agree,
                 r.disagree,
@@ -109,10 +114,10 @@ impl std::fmt::Display for CheckReport {
                 writeln!(f, "    inconclusive (case seed {seed}): {m}")?;
             }
             for (seed, m) in r.load_errors.iter().take(5) {
-                writeln!(f, "    load error (case seed {seed}): {m}")?;
+                writeln!(f, "    refused by the kernel only (case seed {seed}): {m}")?;
             }
             for (seed, m) in r.parse_errors.iter().take(5) {
-                writeln!(f, "    parse error (case seed {seed}): {m}")?;
+                writeln!(f, "    refused by fwsim only (case seed {seed}): {m}")?;
             }
         }
         for d in self.disagreements.iter().take(20) {
@@ -404,7 +409,10 @@ pub fn run(
             let ps = probes(cs, g.v6, n);
             r.rulesets += 1;
             if let Err(e) = load(&lab, backend, g.v6, &text) {
-                r.load_errors.push((cs, e.to_string()));
+                match crate::netfilter::read_ruleset(&text) {
+                    Err(_) => r.refused_both += 1,
+                    Ok(_) => r.load_errors.push((cs, e.to_string())),
+                }
                 progress(backend, i + 1, rulesets);
                 continue;
             }
@@ -561,8 +569,9 @@ fn write_scenario(
 }
 
 /// Append one row per backend to a CSV file (created with a header when missing): date,
-/// commit, seed, backend, rulesets, cases, agree, disagree, inconclusive, load and parse
-/// errors, seconds, cases per second.
+/// commit, seed, backend, rulesets, cases, agree, disagree, inconclusive, rulesets refused by
+/// the kernel only (`load_errors`) and by fwsim only (`parse_errors`), seconds, cases per
+/// second, rulesets refused by both.
 pub fn append_csv(report: &CheckReport, path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write as _;
     let new = !path.exists();
@@ -585,6 +594,7 @@ pub fn append_csv(report: &CheckReport, path: &std::path::Path) -> std::io::Resu
             "parse_errors",
             "seconds",
             "cases_per_sec",
+            "refused_both",
         ])?;
     }
     let (date, commit) = (crate::bench::today(), crate::bench::commit());
@@ -603,6 +613,7 @@ pub fn append_csv(report: &CheckReport, path: &std::path::Path) -> std::io::Resu
             r.parse_errors.len().to_string(),
             format!("{:.2}", r.seconds),
             format!("{:.0}", r.cases as f64 / r.seconds.max(1e-9)),
+            r.refused_both.to_string(),
         ])?;
     }
     let bytes = w

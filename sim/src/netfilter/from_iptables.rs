@@ -161,13 +161,15 @@ pub fn convert_for(save: &Save, version: IpVersion, backend: Backend) -> Result<
             chains[chain].rules.push(rule);
         }
         check_loops(&chains, &[])?;
-        out.tables.push(Table {
+        let table = Table {
             family,
             name: t.name.clone(),
             origin: Origin::Iptables,
             chains,
             sets: Vec::new(),
-        });
+        };
+        super::validate::check(&table).map_err(|(loc, message)| err(loc, message))?;
+        out.tables.push(table);
     }
     Ok(out)
 }

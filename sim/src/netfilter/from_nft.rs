@@ -487,13 +487,15 @@ fn convert_table(conv: &Conv, t: &TableAcc) -> Result<Table, Error> {
         });
     }
     super::from_iptables::check_loops(&chains, &sets).map_err(|e| err(e.loc, e.message))?;
-    Ok(Table {
+    let table = Table {
         family: t.family,
         name: t.name.clone(),
         origin: Origin::Nft,
         chains,
         sets,
-    })
+    };
+    super::validate::check(&table).map_err(|(loc, message)| err(loc, message))?;
+    Ok(table)
 }
 
 struct Ctx<'a> {

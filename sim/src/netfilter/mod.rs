@@ -10,6 +10,7 @@ pub mod interp;
 pub mod ipset;
 pub mod ir;
 pub mod to_nft;
+pub mod validate;
 
 use crate::values::Loc;
 
