@@ -1308,6 +1308,12 @@ impl Printer {
                     }
                     r => self.ex(r, 0)?,
                 };
+                // `fib ... oif missing|exists`: JSON writes booleans.
+                let r = match (&l, r.as_str()) {
+                    (Value::Object(o), Some("missing")) if o.contains_key("fib") => json!(false),
+                    (Value::Object(o), Some("exists")) if o.contains_key("fib") => json!(true),
+                    _ => r,
+                };
                 let op = match op {
                     RelOp::Implicit => "in",
                     RelOp::Eq => "==",
