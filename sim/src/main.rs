@@ -108,6 +108,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ipsets: Option<PathBuf>,
         /// Packet fields: src=10.0.0.5 dst=10.0.0.1 protocol=tcp dport=22 iif=eth0 hook=input ...
+        /// Several packets separated by `then` are a sequence: one conntrack table, so a
+        /// reply is ESTABLISHED and gets its connection's NAT undone (their `ctstate` is
+        /// computed, not given).
         #[arg(required = true)]
         packet: Vec<String>,
         /// Output format.
@@ -350,23 +353,46 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let packet = match fwsim::scenario::packet_from_args(&packet) {
-                Ok(p) => p,
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("{}", e.message);
+            let mut packets = Vec::new();
+            for args in packet.split(|a| a == "then") {
+                match fwsim::scenario::packet_from_args(args) {
+                    Ok(p) => packets.push(p),
+                    Err(errors) => {
+                        for e in errors {
+                            eprintln!("{}", e.message);
+                        }
+                        return ExitCode::from(2);
                     }
-                    return ExitCode::from(2);
                 }
-            };
-            let walk = fwsim::netfilter::interp::walk(&rs, &packet);
+            }
+            let mut ct = fwsim::netfilter::interp::Conntrack::default();
+            let walks: Vec<_> = packets
+                .iter()
+                .map(|p| match packets.len() {
+                    1 => fwsim::netfilter::interp::walk(&rs, p),
+                    _ => fwsim::netfilter::interp::walk_seq(&rs, p, None, &mut ct),
+                })
+                .collect();
             match format {
-                Format::Human => println!("{packet}\n{walk}"),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&fwsim::report::trace::trace_json(&walk))
-                        .expect("JSON values serialize")
-                ),
+                Format::Human => {
+                    for (i, (p, w)) in packets.iter().zip(&walks).enumerate() {
+                        if i > 0 {
+                            println!();
+                        }
+                        println!("{p}\n{w}");
+                    }
+                }
+                Format::Json => {
+                    let list: Vec<_> = walks.iter().map(fwsim::report::trace::trace_json).collect();
+                    let value = match list.len() {
+                        1 => list.into_iter().next().expect("one walk"),
+                        _ => serde_json::Value::Array(list),
+                    };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&value).expect("JSON values serialize")
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

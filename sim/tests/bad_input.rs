@@ -297,3 +297,11 @@ fn bad_ipsets_in_a_host_scenario() {
         "single-host",
     );
 }
+
+#[test]
+fn sequences_refuse_a_given_ctstate() {
+    let body = format!(
+        "{HEAD}name: s\nruleset: |\n  *filter\n  :INPUT ACCEPT [0:0]\n  COMMIT\nexpect:\n  - sequence:\n      - packet: {{src: 192.0.2.1, dst: 10.0.0.1, protocol: TCP, dport: 22, ctstate: established}}\n        verdict: accept\n"
+    );
+    assert_error(&body, "bad.yaml:10:84", "leave it out");
+}

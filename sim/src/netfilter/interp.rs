@@ -71,11 +71,16 @@ pub struct Walk {
     /// The path taken: the packet's own, or the one routing chose after a DNAT on a known
     /// [`Host`].
     pub path: PacketHook,
+    /// In a sequence: what conntrack made of the packet (new connection, or which one).
+    pub conntrack: Option<String>,
 }
 
 /// One line per rule touched, like `nft monitor trace`, offline; then the verdict.
 impl std::fmt::Display for Walk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(ct) = &self.conntrack {
+            writeln!(f, "conntrack: {ct}")?;
+        }
         for s in &self.trace {
             match s.rule {
                 Some(n) => writeln!(
@@ -124,6 +129,12 @@ struct State {
     dport_why: Option<String>,
     /// REDIRECT moved the packet to a local address (which one is not known).
     redirected: bool,
+    /// The conntrack state: the packet's own, or (in a sequence) the table's.
+    ctstate: CtState,
+    /// In a sequence: the connection the packet belongs to (index, reply direction).
+    conn: Option<(usize, bool)>,
+    /// In a sequence: the tuple of a new connection, as conntrack saw it.
+    orig: Option<Tuple>,
     mark: u32,
     ctmark: u32,
     /// Conntrack attached (false before the conntrack hook).
@@ -158,6 +169,11 @@ fn negate(t: Truth, neg: bool) -> Truth {
 struct Run<'a> {
     rs: &'a Ruleset,
     host: Option<&'a Host>,
+    /// In a sequence: the connections so far (read only; the update is returned).
+    ct: Option<&'a Conntrack>,
+    update: Option<CtUpdate>,
+    /// In a sequence: what conntrack made of the packet, for the trace.
+    note: Option<String>,
     path: PacketHook,
     packet: &'a Packet,
     /// Decisions for the statistic matches met in order; past its end, `false` is taken and
@@ -239,9 +255,50 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
 
 /// Walk `packet` through `ruleset` on `host`.
 pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk {
+    walk_inner(ruleset, packet, host, None).0
+}
+
+/// Walk the next packet of a sequence: its conntrack state is not the packet's `ctstate`
+/// but what the connections so far make it (a reply is ESTABLISHED, and gets the NAT of its
+/// connection undone, N8), and an accepted packet of a new connection adds it (confirm).
+/// When the statistic branches of a walk leave the table differently, later packets are
+/// inconclusive.
+pub fn walk_seq(
+    ruleset: &Ruleset,
+    packet: &Packet,
+    host: Option<&Host>,
+    ct: &mut Conntrack,
+) -> Walk {
+    if let Some(why) = &ct.unknown {
+        return Walk {
+            fate: Fate::Inconclusive(format!("an earlier packet of the sequence: {why}")),
+            trace: Vec::new(),
+            mark: packet.mark,
+            path: packet.hook,
+            conntrack: None,
+        };
+    }
+    let (walk, updates) = walk_inner(ruleset, packet, host, Some(ct));
+    let first = updates.first().cloned().flatten();
+    if updates.iter().any(|u| *u != first) {
+        ct.unknown = Some("its connection depends on which statistic branch it took".into());
+    } else if let Some(u) = first {
+        ct.apply(u);
+    }
+    walk
+}
+
+fn walk_inner(
+    ruleset: &Ruleset,
+    packet: &Packet,
+    host: Option<&Host>,
+    ct: Option<&Conntrack>,
+) -> (Walk, Vec<Option<CtUpdate>>) {
     // Enumerate statistic branches depth-first.
     let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
     let mut fates: Vec<(Fate, Vec<Step>, u32, PacketHook)> = Vec::new();
+    let mut updates: Vec<Option<CtUpdate>> = Vec::new();
+    let mut notes: Vec<Option<String>> = Vec::new();
     let rules: usize = ruleset
         .tables
         .iter()
@@ -251,17 +308,27 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
     let max_steps = MAX_STEPS.max(rules.saturating_mul(4));
     while let Some(choices) = pending.pop() {
         if fates.len() >= MAX_BRANCHES {
-            return Walk {
+            let walk = Walk {
                 fate: Fate::Inconclusive(format!("more than {MAX_BRANCHES} statistic branches")),
                 trace: fates.swap_remove(0).1,
                 mark: 0,
                 path: packet.hook,
+                conntrack: None,
             };
+            return (
+                walk,
+                vec![Some(CtUpdate::Unknown(
+                    "too many statistic branches".into(),
+                ))],
+            );
         }
         let fixed = choices.len();
         let mut run = Run {
             rs: ruleset,
             host,
+            ct,
+            update: None,
+            note: None,
             path: packet.hook,
             packet,
             choices,
@@ -276,11 +343,13 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
             alt.push(true);
             pending.push(alt);
         }
+        updates.push(run.update.take());
+        notes.push(run.note.take());
         fates.push((fate, run.trace, mark, run.path));
     }
     let (first, trace, mark, path) = fates.remove(0);
     if let Some((other, ..)) = fates.iter().find(|(f, ..)| f.as_str() != first.as_str()) {
-        return Walk {
+        let walk = Walk {
             fate: Fate::Inconclusive(format!(
                 "the verdict depends on a statistic match: {} on one branch, {} on another",
                 first.as_str(),
@@ -289,13 +358,135 @@ pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk 
             trace,
             mark,
             path,
+            conntrack: notes.swap_remove(0),
         };
+        return (walk, updates);
     }
-    Walk {
+    let walk = Walk {
         fate: first,
         trace,
         mark,
         path,
+        conntrack: notes.swap_remove(0),
+    };
+    (walk, updates)
+}
+
+/// A connection's tuple (ports None for ICMP and other port-less protocols).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    pub proto: u8,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+}
+
+impl std::fmt::Display for Tuple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ep = |a: IpAddr, p: Option<u16>| match (a, p) {
+            (IpAddr::V4(a), Some(p)) => format!("{a}:{p}"),
+            (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+            (a, None) => a.to_string(),
+        };
+        write!(
+            f,
+            "protocol {} {} -> {}",
+            self.proto,
+            ep(self.src, self.sport),
+            ep(self.dst, self.dport)
+        )
+    }
+}
+
+/// A confirmed connection: its original tuple (as conntrack first saw it, before NAT) and
+/// its reply tuple (the inverse of the tuple after NAT).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conn {
+    pub orig: Tuple,
+    pub reply: Tuple,
+    /// The DNAT/SNAT status bits (`--ctstate DNAT`, `ct status dnat`).
+    pub nat_bits: u8,
+    pub mark: u32,
+    /// A reply-direction packet was seen: later packets are ESTABLISHED.
+    pub seen_reply: bool,
+}
+
+/// The conntrack table of one host across a sequence of packets (a fresh one per sequence).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conntrack {
+    pub conns: Vec<Conn>,
+    /// Why the table is no longer known (a NAT to a range, statistic branches that differ).
+    pub unknown: Option<String>,
+}
+
+/// What one walk does to the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CtUpdate {
+    /// A reply-direction packet was looked up (dropped later or not).
+    Seen {
+        conn: usize,
+        reply: bool,
+    },
+    /// An accepted packet of an existing connection: its mark now.
+    Existing {
+        conn: usize,
+        reply: bool,
+        mark: u32,
+    },
+    New(Conn),
+    Unknown(String),
+}
+
+impl Conntrack {
+    /// The connection a packet with tuple `t` belongs to, and whether it is a reply.
+    fn find(&self, t: &Tuple) -> Option<(usize, bool)> {
+        self.conns.iter().enumerate().find_map(|(i, c)| {
+            if c.orig == *t {
+                Some((i, false))
+            } else if c.reply == *t {
+                Some((i, true))
+            } else {
+                None
+            }
+        })
+    }
+
+    fn apply(&mut self, u: CtUpdate) {
+        match u {
+            CtUpdate::Seen { conn, reply } => self.conns[conn].seen_reply |= reply,
+            CtUpdate::Existing { conn, reply, mark } => {
+                let c = &mut self.conns[conn];
+                c.seen_reply |= reply;
+                c.mark = mark;
+            }
+            CtUpdate::New(c) => self.conns.push(c),
+            CtUpdate::Unknown(why) => self.unknown = Some(why),
+        }
+    }
+}
+
+/// N8: a later packet of a connection is translated as its binding says, destination at
+/// the DST-manip hooks (PREROUTING, OUTPUT), source at the SRC-manip hooks (INPUT,
+/// POSTROUTING): an original packet toward the inverse of the reply tuple, a reply toward
+/// the inverse of the original tuple (a DNAT's reply gets its source back, an SNAT's reply
+/// its destination).
+fn apply_binding(c: &Conn, reply: bool, hook: Hook, st: &mut State) {
+    let (src, dst, sport, dport) = if reply {
+        (c.orig.dst, c.orig.src, c.orig.dport, c.orig.sport)
+    } else {
+        (c.reply.dst, c.reply.src, c.reply.dport, c.reply.sport)
+    };
+    match hook {
+        Hook::Prerouting | Hook::Output => {
+            st.dst = dst;
+            st.dport = dport;
+        }
+        Hook::Input | Hook::Postrouting => {
+            st.src = src;
+            st.sport = sport;
+        }
+        _ => {}
     }
 }
 
@@ -325,10 +516,17 @@ fn hook_entries(rs: &Ruleset, hook: Hook, v4: bool) -> Vec<Entry> {
     let mut plain: Vec<(i32, usize, usize, usize)> = Vec::new();
     let mut nat: Vec<(i32, usize, usize, usize)> = Vec::new();
     let mut order = 0usize;
+    // The NAT core registers its hook at every hook with the first nat chain of the family
+    // (nf_nat_register_fn): later packets of a connection are translated there even where no
+    // nat chain of that hook exists.
+    let mut nat_core: Option<usize> = None;
     for (ti, t) in rs.tables.iter().enumerate() {
         for (ci, c) in t.chains.iter().enumerate() {
             let Some(b) = &c.base else { continue };
             order += 1;
+            if b.kind == ChainType::Nat && family_applies(t.family, v4) {
+                nat_core.get_or_insert(order);
+            }
             if b.hook != hook || !family_applies(t.family, v4) {
                 continue;
             }
@@ -356,7 +554,7 @@ fn hook_entries(rs: &Ruleset, hook: Hook, v4: bool) -> Vec<Entry> {
             )
         })
         .collect();
-    if let Some(first) = nat.iter().map(|e| e.1).min() {
+    if let Some(first) = nat_core {
         let p = nat_hook_priority(hook);
         entries.push((
             p,
@@ -442,6 +640,9 @@ impl<'a> Run<'a> {
             sport_why: None,
             dport_why: None,
             redirected: false,
+            ctstate: p.ctstate,
+            conn: None,
+            orig: None,
             mark: p.mark,
             ctmark: 0,
             tracked_yet: false,
@@ -456,16 +657,51 @@ impl<'a> Run<'a> {
             at += 1;
             let ct_hook = matches!(hook, Hook::Prerouting | Hook::Output);
             if !ct_hook {
-                st.tracked_yet = true;
+                self.track(&mut st);
             }
             for entry in hook_entries(self.rs, hook, v4) {
                 if ct_hook && entry.priority > -200 {
-                    st.tracked_yet = true;
+                    self.track(&mut st);
                 }
                 if entry.nat {
                     // The NAT hook (N2): no chain runs without a ct or for a packet that is
                     // not the first of its connection; the first chain that binds ends it.
-                    let first = matches!(p.ctstate, CtState::New | CtState::Related)
+                    // A later packet of a connection gets its binding applied (N8).
+                    if let (Some((ci, reply)), Some(ct)) = (st.conn, self.ct) {
+                        if !st.untracked {
+                            let before = (st.src, st.sport, st.dst, st.dport);
+                            apply_binding(&ct.conns[ci], reply, hook, &mut st);
+                            let after = (st.src, st.sport, st.dst, st.dport);
+                            if before != after {
+                                let ep = |a: IpAddr, p: Option<u16>| match p {
+                                    Some(p) => format!("{a}:{p}"),
+                                    None => a.to_string(),
+                                };
+                                self.trace.push(Step {
+                                    hook,
+                                    table: "conntrack".into(),
+                                    chain: "nat".into(),
+                                    rule: None,
+                                    text: String::new(),
+                                    effect: format!(
+                                        "connection {} {}: {} -> {} becomes {} -> {}",
+                                        ci + 1,
+                                        if reply {
+                                            "reply, NAT undone"
+                                        } else {
+                                            "NAT applied"
+                                        },
+                                        ep(before.0, before.1),
+                                        ep(before.2, before.3),
+                                        ep(after.0, after.1),
+                                        ep(after.2, after.3)
+                                    ),
+                                });
+                            }
+                        }
+                        continue;
+                    }
+                    let first = matches!(st.ctstate, CtState::New | CtState::Related)
                         && !st.untracked
                         && st.tracked_yet;
                     if !first {
@@ -487,7 +723,7 @@ impl<'a> Run<'a> {
                 }
             }
             if ct_hook {
-                st.tracked_yet = true;
+                self.track(&mut st);
             }
             // Routing after PREROUTING, on a known host, when a DNAT moved the destination.
             if let (Hook::Prerouting, Some(host)) = (hook, self.host) {
@@ -513,7 +749,97 @@ impl<'a> Run<'a> {
                 }
             }
         }
+        self.confirm(&st);
         (Fate::Accept, st.mark)
+    }
+
+    /// Conntrack attaches to the packet (at -200 in PREROUTING/OUTPUT, or at the first hook
+    /// after them). In a sequence, the packet's connection is looked up by its tuple.
+    fn track(&mut self, st: &mut State) {
+        if st.tracked_yet {
+            return;
+        }
+        st.tracked_yet = true;
+        let Some(ct) = self.ct else { return };
+        if st.untracked {
+            return;
+        }
+        let t = Tuple {
+            proto: self.packet.protocol,
+            src: st.src,
+            dst: st.dst,
+            sport: st.sport,
+            dport: st.dport,
+        };
+        match ct.find(&t) {
+            Some((i, reply)) => {
+                let c = &ct.conns[i];
+                st.conn = Some((i, reply));
+                st.ctstate = if reply || c.seen_reply {
+                    CtState::Established
+                } else {
+                    CtState::New
+                };
+                st.ctmark = c.mark;
+                st.nat_bits = c.nat_bits;
+                self.note = Some(format!(
+                    "{} of connection {} ({}), {}",
+                    if reply { "reply" } else { "original direction" },
+                    i + 1,
+                    c.orig,
+                    if st.ctstate == CtState::Established {
+                        "established"
+                    } else {
+                        "new"
+                    }
+                ));
+                // The reply direction is seen now, whatever happens to the packet later.
+                self.update = Some(CtUpdate::Seen { conn: i, reply });
+            }
+            None => {
+                self.note = Some(format!("new connection ({t})"));
+                st.ctstate = CtState::New;
+                st.orig = Some(t);
+            }
+        }
+    }
+
+    /// An accepted packet confirms its new connection (nf_confirm, INT_MAX in INPUT and
+    /// POSTROUTING); an existing connection keeps its mark changes.
+    fn confirm(&mut self, st: &State) {
+        if self.ct.is_none() || st.untracked {
+            return;
+        }
+        if let Some((i, reply)) = st.conn {
+            self.update = Some(CtUpdate::Existing {
+                conn: i,
+                reply,
+                mark: st.ctmark,
+            });
+            return;
+        }
+        let Some(orig) = st.orig.clone() else { return };
+        if let Some(why) = [&st.src_why, &st.dst_why, &st.sport_why, &st.dport_why]
+            .into_iter()
+            .flatten()
+            .next()
+        {
+            self.update = Some(CtUpdate::Unknown(why.clone()));
+            return;
+        }
+        self.update = Some(CtUpdate::New(Conn {
+            reply: Tuple {
+                proto: orig.proto,
+                src: st.dst,
+                dst: st.src,
+                sport: st.dport,
+                dport: st.sport,
+            },
+            orig,
+            nat_bits: st.nat_bits,
+            mark: st.ctmark,
+            seen_reply: false,
+        }));
     }
 
     /// Run one base chain. None: accepted (go on to the next base chain).
@@ -714,7 +1040,7 @@ impl<'a> Run<'a> {
                 if p.protocol != 6 {
                     return Truth::No;
                 }
-                let flags: u8 = if p.ctstate == CtState::New {
+                let flags: u8 = if st.ctstate == CtState::New {
                     0x02
                 } else {
                     0x10
@@ -738,7 +1064,7 @@ impl<'a> Run<'a> {
                 } else if st.untracked {
                     ct::UNTRACKED
                 } else {
-                    match p.ctstate {
+                    match st.ctstate {
                         CtState::New => ct::NEW,
                         CtState::Established => ct::ESTABLISHED,
                         CtState::Related => ct::RELATED,
@@ -755,7 +1081,7 @@ impl<'a> Run<'a> {
             }
             Match::Mark { value, mask, neg } => negate(truth(st.mark & mask == *value), *neg),
             Match::ConnMark { value, mask, neg } => {
-                if !st.tracked_yet || st.untracked || p.ctstate == CtState::Invalid {
+                if !st.tracked_yet || st.untracked || st.ctstate == CtState::Invalid {
                     // No conntrack entry: the connmark match fails, negated or not.
                     return Truth::No;
                 }
@@ -901,7 +1227,7 @@ impl<'a> Run<'a> {
         let p = self.packet;
         let v4 = st.src.is_ipv4();
         let num = |n: u128| Read::Value(vec![KeyValue::Num(n)]);
-        let has_ct = st.tracked_yet && !st.untracked && p.ctstate != CtState::Invalid;
+        let has_ct = st.tracked_yet && !st.untracked && st.ctstate != CtState::Invalid;
         match f {
             Field::Addr { v6, dir } => {
                 if v6 == v4 {
@@ -960,7 +1286,7 @@ impl<'a> Run<'a> {
                 if p.protocol != 6 {
                     return Read::Absent;
                 }
-                num(if p.ctstate == CtState::New {
+                num(if st.ctstate == CtState::New {
                     0x02
                 } else {
                     0x10
@@ -995,8 +1321,9 @@ impl<'a> Run<'a> {
                 if !has_ct {
                     return Read::Absent;
                 }
-                match p.ctstate {
-                    CtState::New => num(0),
+                match (st.conn, st.ctstate) {
+                    (Some((_, reply)), _) => num(u128::from(reply)),
+                    (None, CtState::New) => num(0),
                     _ => Read::Unknown("the packet's conntrack direction is not given".into()),
                 }
             }
@@ -1082,7 +1409,7 @@ impl<'a> Run<'a> {
         } else if st.untracked {
             ct::UNTRACKED
         } else {
-            match self.packet.ctstate {
+            match st.ctstate {
                 CtState::New => ct::NEW,
                 CtState::Established => ct::ESTABLISHED,
                 CtState::Related => ct::RELATED,
@@ -1367,6 +1694,7 @@ mod tests {
                 "src" => p.src = v.parse().unwrap(),
                 "dst" => p.dst = v.parse().unwrap(),
                 "dport" => p.dport = Some(v.parse().unwrap()),
+                "sport" => p.sport = Some(v.parse().unwrap()),
                 "proto" => p.protocol = v.parse().unwrap(),
                 "iif" => p.iif = Some(v.into()),
                 "oif" => p.oif = Some(v.into()),
@@ -1543,6 +1871,53 @@ mod tests {
         assert_eq!(on("src=10.0.0.7 dst=10.0.0.1 iif=eth1"), Fate::Accept);
         // The subnet's broadcast address.
         assert_eq!(on("dst=10.0.0.255"), Fate::Drop);
+    }
+
+    /// Connections across packets (N2, N8): the reply of a DNATed connection is ESTABLISHED
+    /// and gets its source translated back at POSTROUTING; a packet that is not part of it
+    /// is NEW; an SNATed connection's reply gets its destination back in PREROUTING and is
+    /// routed to the client.
+    #[test]
+    fn sequences_track_connections_and_undo_nat_on_replies() {
+        let rules = "table ip t {\n chain pre { type nat hook prerouting priority dstnat; policy accept;\n  ip daddr 203.0.113.10 tcp dport 80 dnat to 10.0.0.9:8080\n }\n chain post { type nat hook postrouting priority srcnat; policy accept;\n  ip saddr 10.0.0.0/24 oifname \"eth0\" ip daddr != 203.0.113.0/24 snat to 203.0.113.1\n }\n chain fwd { type filter hook forward priority 0; policy drop;\n  ct state established accept\n  ip daddr 10.0.0.9 tcp dport 8080 ct status dnat accept\n  iifname \"eth1\" accept\n }\n chain late { type filter hook postrouting priority 200; policy accept;\n  ip saddr 10.0.0.9 oifname \"eth0\" drop\n }\n}\n";
+        let rs = crate::netfilter::read_ruleset(rules).unwrap();
+        let host = Host {
+            addresses: vec!["203.0.113.1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
+            networks: vec![
+                "203.0.113.0/24".parse().unwrap(),
+                "10.0.0.0/24".parse().unwrap(),
+            ],
+            routes: vec![
+                ("10.0.0.0/24".parse().unwrap(), "eth1".into()),
+                ("0.0.0.0/0".parse().unwrap(), "eth0".into()),
+            ],
+        };
+        let mut ct = Conntrack::default();
+        let mut step = |p: &str| walk_seq(&rs, &packet(p), Some(&host), &mut ct);
+        let client = "src=198.51.100.4 dst=203.0.113.10 dport=80 hook=forward iif=eth0 oif=eth1";
+        assert_eq!(step(client).fate, Fate::Accept);
+        // The server's reply: ESTABLISHED, source back to 203.0.113.10:80 before `late`.
+        let reply =
+            "src=10.0.0.9 dst=198.51.100.4 sport=8080 dport=40000 hook=forward iif=eth1 oif=eth0";
+        assert_eq!(step(reply).fate, Fate::Accept);
+        // Without the connection (a single packet said established) `late` sees 10.0.0.9.
+        let mut single = packet(reply);
+        single.ctstate = CtState::Established;
+        single.sport = Some(8080);
+        assert_eq!(walk_on(&rs, &single, Some(&host)).fate, Fate::Drop);
+        // Not the connection's reply (another port): NEW from eth1, accepted by the last
+        // rule, then SNATed; the tuple differs, so `late` sees the SNATed source.
+        let other =
+            "src=10.0.0.9 dst=198.51.100.4 sport=8080 dport=40001 hook=forward iif=eth1 oif=eth0";
+        assert_eq!(step(other).fate, Fate::Accept);
+        // That connection's reply comes to 203.0.113.1:40000... no: SNAT kept the port; the
+        // reply to 203.0.113.1 port 8080 is de-SNATed to 10.0.0.9 and routed to eth1.
+        let back = "src=198.51.100.4 dst=203.0.113.1 sport=40001 dport=8080 hook=input iif=eth0";
+        let w = step(back);
+        assert_eq!(w.path, PacketHook::Forward);
+        assert_eq!(w.fate, Fate::Accept);
+        assert_eq!(ct.conns.len(), 2);
+        assert!(ct.conns.iter().all(|c| c.seen_reply));
     }
 
     fn nft_fate(rules: &str, p: &str) -> Fate {

@@ -291,6 +291,11 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                         "this dataplane evaluates clusters; a single-host scenario is evaluated by `netfilter`",
                     )),
                 };
+                // One conntrack table per sequence, carried from packet to packet.
+                let mut tables: std::collections::BTreeMap<
+                    usize,
+                    crate::netfilter::interp::Conntrack,
+                > = std::collections::BTreeMap::new();
                 for p in packets {
                     let expected = p
                         .except
@@ -313,8 +318,17 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                     match engine {
                         Err(why) => row.explanation = why.into(),
                         Ok(rs) => {
-                            let walk =
-                                crate::netfilter::interp::walk_on(rs, &p.packet, host.as_ref());
+                            let walk = match p.seq {
+                                Some(id) => crate::netfilter::interp::walk_seq(
+                                    rs,
+                                    &p.packet,
+                                    host.as_ref(),
+                                    tables.entry(id).or_default(),
+                                ),
+                                None => {
+                                    crate::netfilter::interp::walk_on(rs, &p.packet, host.as_ref())
+                                }
+                            };
                             row.actual = walk.fate.as_str().into();
                             row.explanation = walk.to_string();
                             // Inconclusive is "could not evaluate": skipped, never passed.
@@ -341,7 +355,15 @@ fn kernel_rows(
     out: &mut Vec<ResultRow>,
 ) {
     let list: Vec<crate::values::Packet> = packets.iter().map(|p| p.packet.clone()).collect();
-    let fates = crate::kernel::host::judge(text, ipsets, host, &list);
+    let mut fates = crate::kernel::host::judge(text, ipsets, host, &list);
+    for (p, f) in packets.iter().zip(fates.iter_mut()) {
+        if p.seq.is_some() {
+            *f = Err(
+                "the kernel dataplane does not send sequences yet (their packets are sent alone)"
+                    .into(),
+            );
+        }
+    }
     for (p, fate) in packets.iter().zip(fates) {
         let expected = p
             .except

@@ -924,6 +924,7 @@ fn load_host(
         }
     };
     let mut packets = Vec::new();
+    let mut sequences = 0usize;
     for (i, e) in y.expect.iter().flatten().enumerate() {
         let v = &e.value;
         if expect_nodes[i].get("flow").is_some() || v.matrix.is_some() {
@@ -933,40 +934,41 @@ fn load_host(
             );
             continue;
         }
-        let Some(p) = &v.packet else {
-            cx.err(e.loc, "an expectation needs `packet` (with `verdict`)");
-            continue;
-        };
-        let packet_verdict = |cx: &mut Ctx, vd: &Located<String>| match vd.value.as_str() {
-            "accept" => Some(PacketVerdict::Accept),
-            "drop" => Some(PacketVerdict::Drop),
-            "reject" => Some(PacketVerdict::Reject),
-            other => {
-                cx.err(
-                    vd.loc,
-                    format!("verdict `{other}`: expected accept, drop or reject"),
-                );
-                None
-            }
-        };
-        let except = parse_except(cx, &v.except, packet_verdict);
-        let verdict = match &v.verdict {
-            Some(vd) => packet_verdict(cx, vd),
-            None => {
+        if let Some(steps) = &v.sequence {
+            if v.packet.is_some() || v.verdict.is_some() {
                 cx.err(
                     e.loc,
-                    "a `packet` expectation needs `verdict: accept|drop|reject`",
+                    "`sequence` takes its packets and verdicts as a list, not beside it",
                 );
-                None
+                continue;
             }
-        };
-        if let (Some(packet), Some(verdict)) = (packet_of(cx, p), verdict) {
-            packets.push(PacketExpect {
-                site: cx.site(p.loc),
-                packet,
-                verdict,
-                except,
-            });
+            for step in steps {
+                if step.value.sequence.is_some() || step.value.flow.is_some() {
+                    cx.err(step.loc, "a sequence step is a `packet` with its `verdict`");
+                    continue;
+                }
+                if let Some(c) = step
+                    .value
+                    .packet
+                    .as_ref()
+                    .and_then(|p| p.value.ctstate.as_ref())
+                {
+                    cx.err(
+                        c.loc,
+                        "`ctstate` in a sequence: the connections so far decide it; leave it out",
+                    );
+                    continue;
+                }
+                if let Some(mut pe) = packet_expect(cx, &step.value, step.loc) {
+                    pe.seq = Some(sequences);
+                    packets.push(pe);
+                }
+            }
+            sequences += 1;
+            continue;
+        }
+        if let Some(pe) = packet_expect(cx, v, e.loc) {
+            packets.push(pe);
         }
     }
     let host = y.host.as_ref().and_then(|h| host_of(cx, h));
@@ -984,6 +986,49 @@ fn load_host(
         host,
         ruleset_site: cx.site(ruleset.loc),
         packets,
+    })
+}
+
+/// One `packet` expectation (with `verdict` and `except`).
+fn packet_expect(
+    cx: &mut Ctx,
+    v: &crate::syntax::scenario::ExpectYaml,
+    loc: Loc,
+) -> Option<PacketExpect> {
+    let Some(p) = &v.packet else {
+        cx.err(loc, "an expectation needs `packet` (with `verdict`)");
+        return None;
+    };
+    let packet_verdict = |cx: &mut Ctx, vd: &Located<String>| match vd.value.as_str() {
+        "accept" => Some(PacketVerdict::Accept),
+        "drop" => Some(PacketVerdict::Drop),
+        "reject" => Some(PacketVerdict::Reject),
+        other => {
+            cx.err(
+                vd.loc,
+                format!("verdict `{other}`: expected accept, drop or reject"),
+            );
+            None
+        }
+    };
+    let except = parse_except(cx, &v.except, packet_verdict);
+    let verdict = match &v.verdict {
+        Some(vd) => packet_verdict(cx, vd),
+        None => {
+            cx.err(
+                loc,
+                "a `packet` expectation needs `verdict: accept|drop|reject`",
+            );
+            None
+        }
+    };
+    let packet = packet_of(cx, p)?;
+    Some(PacketExpect {
+        site: cx.site(p.loc),
+        seq: None,
+        packet,
+        verdict: verdict?,
+        except,
     })
 }
 

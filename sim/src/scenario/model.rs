@@ -59,6 +59,8 @@ pub struct Expect {
 #[derive(Clone, Debug)]
 pub struct PacketExpect {
     pub site: Site,
+    /// The sequence the packet belongs to (its connections carry over), if any.
+    pub seq: Option<usize>,
     pub packet: Packet,
     pub verdict: PacketVerdict,
     pub except: Vec<(Dataplane, PacketVerdict)>,

@@ -40,6 +40,9 @@ pub struct ExpectYaml {
     pub flow: Option<IgnoredAny>,
     pub matrix: Option<Located<MatrixYaml>>,
     pub packet: Option<Located<PacketYaml>>,
+    /// Single-host mode (extends the spec): packets in order through one conntrack table;
+    /// each step is a `packet` expectation without `ctstate`.
+    pub sequence: Option<Vec<Located<ExpectYaml>>>,
     pub verdict: Option<Located<String>>,
     pub except: Option<IndexMap<Located<String>, Located<String>>>,
 }
