@@ -321,11 +321,20 @@ impl Reader {
                     .map(|(k, v)| vec![k.clone(), v.to_string()])
                     .collect();
                 let body = self.table_body(&family, &table, loc);
-                body.push(TableItem::Other {
-                    head: vec![kind.to_string(), name],
-                    body: Some(lines),
-                    loc,
-                });
+                // Objects go first, in the order met (the printer writes them first): the
+                // tree is then the same whatever the order of the input's objects.
+                let at = body
+                    .iter()
+                    .position(|i| !matches!(i, TableItem::Other { .. }))
+                    .unwrap_or(body.len());
+                body.insert(
+                    at,
+                    TableItem::Other {
+                        head: vec![kind.to_string(), name],
+                        body: Some(lines),
+                        loc,
+                    },
+                );
                 Ok(())
             }
         }
