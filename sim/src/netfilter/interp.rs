@@ -1059,19 +1059,7 @@ impl<'a> Run<'a> {
                 )
             }
             Match::CtState { states, neg } => {
-                let bit = if !st.tracked_yet && !st.untracked {
-                    ct::INVALID
-                } else if st.untracked {
-                    ct::UNTRACKED
-                } else {
-                    match st.ctstate {
-                        CtState::New => ct::NEW,
-                        CtState::Established => ct::ESTABLISHED,
-                        CtState::Related => ct::RELATED,
-                        CtState::Invalid => ct::INVALID,
-                        CtState::Untracked => ct::UNTRACKED,
-                    }
-                };
+                let bit = self.ct_bit(st);
                 let virt = if st.tracked_yet && !st.untracked {
                     st.nat_bits
                 } else {

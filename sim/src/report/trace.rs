@@ -2,7 +2,8 @@
 
 use crate::netfilter::interp::{Fate, Walk};
 
-/// The walk as JSON: `{"verdict": ..., "trace": [...]}`.
+/// The walk as JSON: `{"verdict": ..., "reason", "mark", "path", "conntrack" (in a
+/// sequence), "trace": [...]}`.
 pub fn trace_json(walk: &Walk) -> serde_json::Value {
     serde_json::json!({
         "verdict": walk.fate.as_str(),
@@ -11,6 +12,12 @@ pub fn trace_json(walk: &Walk) -> serde_json::Value {
             _ => None,
         },
         "mark": walk.mark,
+        "path": match walk.path {
+            crate::values::Hook::Input => "input",
+            crate::values::Hook::Forward => "forward",
+            crate::values::Hook::Output => "output",
+        },
+        "conntrack": walk.conntrack,
         "trace": walk.trace.iter().map(|s| serde_json::json!({
             "hook": s.hook.as_str(),
             "table": s.table,
