@@ -9,7 +9,7 @@
 //! with the simulator's verdict on the same packet. A disagreement is written as a
 //! single-host scenario whose expectation is the kernel's verdict.
 
-use super::lab::{Lab, DUT_ADDRS, DUT_IN, DUT_OUT};
+use super::lab::{Lab, LabSpec, DUT_ADDRS, DUT_IN, DUT_OUT};
 use super::observer::{self, KernelFate, SENTINEL4, SENTINEL6};
 use super::probe::{Probe, Sender};
 use super::{available, Backend, KernelError};
@@ -315,15 +315,7 @@ pub fn judge(
     if probes.len() >= usize::from(u16::MAX) {
         return Err(KernelError::Tool("too many probes (at most 65534)".into()));
     }
-    static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let lab = Lab::create(&format!("{}-j{n}", std::process::id()))?;
-    let sender = Sender::open(&Lab::path(&lab.snd))?;
-    if let Some(sets) = ipsets {
-        // Sets live in the DUT's namespace only; they go with it.
-        lab.in_dut(&["ipset", "restore"], Some(sets))?;
-    }
-    load(&lab, backend, v6, ruleset)?;
+    let (lab, sender) = loaded_lab(&LabSpec::default(), backend, v6, ruleset, ipsets)?;
     let probes_: Vec<Probe> = probes
         .iter()
         .enumerate()
@@ -335,6 +327,25 @@ pub fn judge(
         .enumerate()
         .map(|(j, p)| seen.fate(j as u16 + 1, p.protocol == 6))
         .collect())
+}
+
+/// A fresh lab shaped by `spec` with `ipsets` (if any) and then `ruleset` loaded into its
+/// DUT as `backend` loads it, and a sender in it.
+pub(crate) fn loaded_lab(
+    spec: &LabSpec,
+    backend: Backend,
+    v6: bool,
+    ruleset: &str,
+    ipsets: Option<&str>,
+) -> Result<(Lab, Sender), KernelError> {
+    let lab = Lab::create_unique(spec)?;
+    let sender = Sender::open(&Lab::path(&lab.snd))?;
+    if let Some(sets) = ipsets {
+        // Sets live in the DUT's namespace only; they go with it.
+        lab.in_dut(&["ipset", "restore"], Some(sets))?;
+    }
+    load(&lab, backend, v6, ruleset)?;
+    Ok((lab, sender))
 }
 
 /// The probe for generated probe number `j` (marker `j + 1`).
@@ -393,10 +404,7 @@ pub fn run(
     };
     for &backend in &opts.backends {
         // Unique per process and per lab: tests run checks in parallel.
-        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("{}-{n}-{}", std::process::id(), backend.as_str());
-        let lab = Lab::create(&tag)?;
+        let lab = Lab::create_unique(&LabSpec::default())?;
         let sender = Sender::open(&Lab::path(&lab.snd))?;
         let host = dut_host();
         let start = Instant::now();

@@ -9,9 +9,9 @@
 //! `nf_tables`, `iptables-legacy-restore` otherwise (ip6tables-* for IPv6). One lab per
 //! distinct (input, output) interface pair, deleted afterwards.
 
-use super::lab::{Lab, LabSpec, DUT_IN, DUT_OUT};
+use super::lab::{LabSpec, DUT_IN, DUT_OUT};
 use super::observer::KernelFate;
-use super::probe::{Probe, Sender};
+use super::probe::Probe;
 use super::{available, Backend, KernelError};
 use crate::netfilter::{detect, Format};
 use crate::values::{CtState, Hook, Packet};
@@ -169,15 +169,7 @@ fn judge_group(
     }
     let v6 = packets[idx[0]].src.is_ipv6();
     let (backend, v6) = backend_of(text, v6).map_err(KernelError::Tool)?;
-    static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let lab = Lab::create_with(&format!("{}-h{n}", std::process::id()), &spec)?;
-    let sender = Sender::open(&Lab::path(&lab.snd))?;
-    if let Some(sets) = ipsets {
-        // Sets live in the DUT's namespace only; they go with it.
-        lab.in_dut(&["ipset", "restore"], Some(sets))?;
-    }
-    super::check::load(&lab, backend, v6, text)?;
+    let (lab, sender) = super::check::loaded_lab(&spec, backend, v6, text, ipsets)?;
     let probes: Vec<Probe> = idx
         .iter()
         .enumerate()

@@ -101,6 +101,14 @@ impl Lab {
         Self::create_with(tag, &LabSpec::default())
     }
 
+    /// Create a lab whose name no other lab of this process (or another) has: tests and the
+    /// kernel dataplane create them in parallel.
+    pub fn create_unique(spec: &LabSpec) -> Result<Lab, KernelError> {
+        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::create_with(&format!("{}-{n}", std::process::id()), spec)
+    }
+
     /// Create the namespaces with the DUT shaped by `spec`.
     pub fn create_with(tag: &str, spec: &LabSpec) -> Result<Lab, KernelError> {
         let lab = Lab {
