@@ -68,7 +68,7 @@ enum Command {
         /// The host's ipsets (`ipset save` output), for rules with `-m set`.
         #[arg(long, value_name = "FILE")]
         ipsets: Option<PathBuf>,
-        /// Print it as: iptables (iptables-save input only), nft (text) or json (nft JSON).
+        /// Print it as: iptables (iptables-save text), nft (text) or json (nft JSON).
         /// Default: the input's own format, normalized. A translation keeps the meaning
         /// exactly or is refused, naming the rule (exit 2).
         #[arg(long, value_enum, value_name = "FORMAT")]
@@ -259,18 +259,19 @@ fn main() -> ExitCode {
                         Err(e) => return refused(e.loc, &e.message),
                     }
                 }
-                (Some(To::Iptables), _) => {
-                    return usage_error(
-                        "--to iptables: only iptables-save input is translated to iptables (nft input: --to nft or --to json)",
-                    )
-                }
+                (Some(To::Iptables), _) => match fwsim::netfilter::to_iptables::to_iptables(&rs) {
+                    Ok(t) => t,
+                    Err(e) => return refused(e.loc, &e.message),
+                },
                 (None, Some(In::NftText)) | (Some(To::Nft), Some(In::NftText)) => {
                     tree().map(|t| t.to_string()).unwrap_or_default()
                 }
                 (None, _) | (Some(To::Json), Some(In::NftJson)) => {
                     match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
                         Some(Ok(j)) => j,
-                        Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                        Some(Err(e)) => {
+                            return refused(e.loc, &format!("cannot write as JSON: {}", e.message))
+                        }
                         None => String::new(),
                     }
                 }
@@ -299,17 +300,32 @@ fn main() -> ExitCode {
                     } else {
                         let t = match fwsim::syntax::nft::parse(&nft) {
                             Ok(t) => t,
-                            Err(e) => return refused(e.loc, &format!("internal: the nft translation does not parse: {}", e.message)),
+                            Err(e) => {
+                                return refused(
+                                    e.loc,
+                                    &format!(
+                                        "internal: the nft translation does not parse: {}",
+                                        e.message
+                                    ),
+                                )
+                            }
                         };
                         match fwsim::syntax::nft_json::print(&t) {
                             Ok(j) => j,
-                            Err(e) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                            Err(e) => {
+                                return refused(
+                                    e.loc,
+                                    &format!("cannot write as JSON: {}", e.message),
+                                )
+                            }
                         }
                     }
                 }
                 (Some(To::Json), _) => match tree().map(|t| fwsim::syntax::nft_json::print(&t)) {
                     Some(Ok(j)) => j,
-                    Some(Err(e)) => return refused(e.loc, &format!("cannot write as JSON: {}", e.message)),
+                    Some(Err(e)) => {
+                        return refused(e.loc, &format!("cannot write as JSON: {}", e.message))
+                    }
                     None => String::new(),
                 },
             };

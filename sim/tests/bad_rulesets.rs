@@ -298,8 +298,26 @@ fn parse_to_formats() {
             "{err}"
         );
     }
+    // nft (here the translation above) back to iptables; nft-only constructs refused.
     let out = fwsim(dir.path(), &["parse", "r.nft", "--to", "iptables"]);
+    assert_eq!(out.status.code(), Some(0));
+    let back = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        back.contains("*filter\n") && back.contains("COMMIT"),
+        "{back}"
+    );
+    std::fs::write(
+        dir.path().join("v.nft"),
+        "table ip t {\n chain input { type filter hook input priority 0;\n  tcp dport vmap { 22 : accept }\n }\n}\n",
+    )
+    .unwrap();
+    let out = fwsim(dir.path(), &["parse", "v.nft", "--to", "iptables"]);
     assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("v.nft:3:") && err.contains("verdict map"),
+        "{err}"
+    );
     // JSON with an error: line and column.
     std::fs::write(
         dir.path().join("bad.json"),

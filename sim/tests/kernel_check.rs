@@ -391,3 +391,32 @@ COMMIT
         assert!(fates.iter().all(|&n| n > 0), "{fates:?}");
     }
 }
+
+/// `fwsim parse --to iptables` keeps the meaning as the kernel sees it: generated rulesets
+/// loaded as nft, and their translation loaded with iptables-legacy-restore, give every
+/// probe the same fate.
+#[test]
+fn nft_to_iptables_translation_agrees_in_the_kernel() {
+    use fwsim::gen::ruleset::{generate, probes};
+    use fwsim::kernel::check::judge;
+    let backends = vec![Backend::Legacy, Backend::Nft];
+    if skip(&backends) {
+        return;
+    }
+    let mut compared = 0;
+    for seed in 100..112u64 {
+        let mut g = generate(seed);
+        g.nft_extra = None;
+        let nft = g.to_nft();
+        let Ok(rs) = fwsim::netfilter::read_ruleset(&nft) else {
+            continue;
+        };
+        let ipt = fwsim::netfilter::to_iptables::to_iptables(&rs).expect("translates");
+        let ps = probes(seed, g.v6, 20);
+        let a = judge(Backend::Nft, g.v6, &nft, None, &ps).expect("nft loads");
+        let b = judge(Backend::Legacy, g.v6, &ipt, None, &ps).expect("the translation loads");
+        assert_eq!(a, b, "seed {seed}\n{nft}\n{ipt}");
+        compared += ps.len();
+    }
+    assert!(compared >= 200, "{compared}");
+}

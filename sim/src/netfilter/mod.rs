@@ -9,6 +9,7 @@ pub mod from_nft;
 pub mod interp;
 pub mod ipset;
 pub mod ir;
+pub mod to_iptables;
 pub mod to_nft;
 pub mod validate;
 

@@ -351,6 +351,13 @@ fn parse_rule(words: &[Word], line_no: u32, line: &str) -> Result<Rule, Error> {
             if core == "-p" {
                 protocol = Some(values[0].to_ascii_lowercase());
             }
+            // iptables: "multiple -p flags not allowed" (likewise -s, -d, -i, -o, -f).
+            if rule.core.iter().any(|o| o.name == core) {
+                return Err(err(
+                    w.loc,
+                    format!("a second `{core}`: iptables allows one per rule (expected one `{core}` option)"),
+                ));
+            }
             rule.core.push(Opt {
                 name: core.into(),
                 negated,
