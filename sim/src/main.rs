@@ -99,6 +99,10 @@ enum Command {
         /// CSV file to append one row per backend to (agreement, cases/s).
         #[arg(long, default_value = "reports/kernel-check.csv")]
         csv: PathBuf,
+        /// No connection mode (every third ruleset otherwise lets accepted probes through,
+        /// and sends the replies of forwarded UDP connections).
+        #[arg(long)]
+        no_connections: bool,
     },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
@@ -419,6 +423,7 @@ fn main() -> ExitCode {
             backends,
             out,
             csv,
+            no_connections,
         } => {
             let backends = match backends
                 .iter()
@@ -442,6 +447,7 @@ fn main() -> ExitCode {
                 probes_per_ruleset,
                 backends,
                 out_dir: Some(out),
+                connections: !no_connections,
                 plant: None,
             };
             let result = fwsim::kernel::check::run(&opts, |b, done, total| {

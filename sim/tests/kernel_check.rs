@@ -31,12 +31,15 @@ fn simulator_agrees_with_the_kernel() {
         probes_per_ruleset: 20,
         backends,
         out_dir: None,
+        connections: true,
         plant: None,
     };
     let report = run(&opts, |_, _, _| {}).expect("kernel check runs");
     print!("{report}");
     for (b, r) in &report.backends {
-        assert_eq!(r.cases, 600, "{}", b.as_str());
+        // The probes, and the replies of connection mode's forwarded UDP connections.
+        assert_eq!(r.cases, 600 + r.replies, "{}", b.as_str());
+        assert!(r.replies > 0, "connection mode sent no reply: {report}");
         assert!(
             r.load_errors.is_empty() && r.parse_errors.is_empty(),
             "{report}"
@@ -80,6 +83,7 @@ fn planted_wrong_semantics_is_caught() {
         probes_per_ruleset: 20,
         backends,
         out_dir: None,
+        connections: true,
         plant: Some(plant),
     };
     let report = run(&opts, |_, _, _| {}).expect("kernel check runs");
@@ -114,6 +118,7 @@ fn established_probes_are_seeded() {
         probes_per_ruleset: 20,
         backends,
         out_dir: None,
+        connections: true,
         plant: Some(plant),
     };
     let report = run(&opts, |_, _, _| {}).expect("kernel check runs");

@@ -830,6 +830,20 @@ pub fn probes(seed: u64, v6: bool, n: usize) -> Vec<GenProbe> {
         .collect()
 }
 
+/// Probes for the kernel check's connection mode: as [`probes`], all NEW (no seeded
+/// entries), each TCP or UDP probe with a source port of its own (41000 + its index), so
+/// that no two connections of a batch share a tuple and NAT never has to pick another port.
+pub fn connection_probes(seed: u64, v6: bool, n: usize) -> Vec<GenProbe> {
+    let mut ps = probes(seed, v6, n);
+    for (j, p) in ps.iter_mut().enumerate() {
+        p.established = false;
+        if matches!(p.protocol, 6 | 17) {
+            p.sport = 41_000 + j as u16;
+        }
+    }
+    ps
+}
+
 fn ports(a: u16, b: u16, sep: &str) -> String {
     if a == b {
         a.to_string()

@@ -13,8 +13,9 @@ use super::lab::{Lab, LabSpec, DUT_ADDRS, DUT_IN, DUT_OUT};
 use super::observer::{self, KernelFate, SENTINEL4, SENTINEL6};
 use super::probe::{Probe, Sender};
 use super::{available, Backend, KernelError};
-use crate::gen::ruleset::{generate, probes, GenProbe, GenRuleset};
+use crate::gen::ruleset::{connection_probes, generate, probes, GenProbe, GenRuleset};
 use crate::netfilter::interp::{walk_on, Fate, Host};
+use crate::netfilter::interp::{walk_seq, Conntrack};
 use crate::values::{CtState, Hook, Packet};
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub struct CheckOptions {
     pub backends: Vec<Backend>,
     /// Where disagreements are written as scenarios (None: not written).
     pub out_dir: Option<PathBuf>,
+    /// Every third ruleset in connection mode (see [`run`]).
+    pub connections: bool,
     /// Applied to fwsim's IR before it walks the probes: None in real checks; tests plant
     /// a wrong semantics with it to show that the check catches it.
     pub plant: Option<fn(&mut crate::netfilter::ir::Ruleset)>,
@@ -62,6 +65,10 @@ pub struct BackendReport {
     /// Rulesets the kernel refused to load but fwsim read (fwsim too lenient, or a
     /// generator bug), with the kernel's message.
     pub load_errors: Vec<(u64, String)>,
+    /// Cases that were replies of connections (connection mode), and how many of those
+    /// connections were NATed.
+    pub replies: usize,
+    pub nat_replies: usize,
     /// Rulesets the kernel and fwsim both refused (the generator makes some on purpose:
     /// a target or `fib` used from a hook where it is not valid).
     pub refused_both: usize,
@@ -107,8 +114,9 @@ impl std::fmt::Display for CheckReport {
             )?;
             writeln!(
                 f,
-                "    kernel verdicts: {} accept (input), {} accept (forward), {} reject, {} drop",
-                r.kernel_fates[0], r.kernel_fates[1], r.kernel_fates[2], r.kernel_fates[3]
+                "    kernel verdicts: {} accept (input), {} accept (forward), {} reject, {} drop; {} replies of connections ({} NATed)",
+                r.kernel_fates[0], r.kernel_fates[1], r.kernel_fates[2], r.kernel_fates[3],
+                r.replies, r.nat_replies
             )?;
             for (seed, m) in &r.inconclusive_examples {
                 writeln!(f, "    inconclusive (case seed {seed}): {m}")?;
@@ -215,7 +223,19 @@ fn text_for(g: &GenRuleset, backend: Backend) -> String {
 }
 
 pub(crate) fn load(lab: &Lab, backend: Backend, v6: bool, text: &str) -> Result<(), KernelError> {
-    let obs = observer::table();
+    load_with(lab, backend, v6, text, false)
+}
+
+/// [`load`], with the observer letting accepted probes through when `pass` (connection
+/// mode).
+fn load_with(
+    lab: &Lab,
+    backend: Backend,
+    v6: bool,
+    text: &str,
+    pass: bool,
+) -> Result<(), KernelError> {
+    let obs = observer::table_with(pass);
     match backend {
         Backend::Nft => {
             lab.in_dut(
@@ -252,6 +272,18 @@ fn read_until_sentinel(lab: &Lab, marker: u16) -> Result<observer::Seen, KernelE
     Err(KernelError::Tool(
         "the sentinel probe never reached the DUT (is the lab's veth up?)".into(),
     ))
+}
+
+/// Is the address on the receiver's side of the DUT (where a reply can be sent from)?
+fn on_receiver_side(a: std::net::IpAddr) -> bool {
+    let nets: [crate::values::Cidr; 2] = [
+        "10.201.0.0/24".parse().expect("lab network"),
+        "fd00:201::/64".parse().expect("lab network"),
+    ];
+    let own = DUT_ADDRS
+        .iter()
+        .any(|d| d.parse::<std::net::IpAddr>().ok() == Some(a));
+    !own && nets.iter().any(|n| n.contains(&a))
 }
 
 /// The lab's DUT as the simulator sees it: its addresses and routes.
@@ -371,7 +403,7 @@ pub(crate) fn send_and_observe(
     for p in probes {
         sender.send(p)?;
     }
-    let sentinel = probes.len() as u16 + 1;
+    let sentinel = probes.iter().map(|p| p.marker).max().unwrap_or(0) + 1;
     for (s, d) in [(SENTINEL4, DUT_ADDRS[0]), (SENTINEL6, DUT_ADDRS[2])] {
         sender.send(&Probe {
             src: s.parse().expect("sentinel address"),
@@ -406,6 +438,7 @@ pub fn run(
         // Unique per process and per lab: tests run checks in parallel.
         let lab = Lab::create_unique(&LabSpec::default())?;
         let sender = Sender::open(&Lab::path(&lab.snd))?;
+        let receiver = Sender::open(&Lab::path(&lab.rcv))?;
         let host = dut_host();
         let start = Instant::now();
         let mut r = BackendReport::default();
@@ -438,6 +471,19 @@ pub fn run(
                     continue;
                 }
             };
+            // Every third ruleset in connection mode: the observer lets accepted probes
+            // through, so their connections are confirmed; the batch is one sequence for
+            // fwsim (one conntrack table), and the UDP connections forwarded through the DUT
+            // get a reply from the receiver's side.
+            let conn_mode = opts.connections && i % 3 == 2;
+            let ps = if conn_mode {
+                connection_probes(cs, g.v6, n)
+            } else {
+                ps
+            };
+            if conn_mode {
+                load_with(&lab, backend, g.v6, &text, true)?;
+            }
             for (j, p) in ps.iter().enumerate() {
                 if p.established {
                     seed_conntrack(&lab, p, j as u16 + 1)?;
@@ -448,11 +494,75 @@ pub fn run(
             if ps.iter().any(|p| p.established) {
                 lab.in_dut(&["conntrack", "-F"], None)?;
             }
+            let mut ct = Conntrack::default();
+            let mut cases: Vec<(Packet, KernelFate, crate::netfilter::interp::Walk, usize)> =
+                Vec::new();
             for (j, p) in ps.iter().enumerate() {
-                r.cases += 1;
                 let kernel = seen.fate(j as u16 + 1, p.protocol == 6);
                 let packet = packet_of(p);
-                let w = walk_on(&rs, &packet, Some(&host));
+                let w = if conn_mode {
+                    walk_seq(&rs, &packet, Some(&host), &mut ct)
+                } else {
+                    walk_on(&rs, &packet, Some(&host))
+                };
+                cases.push((packet, kernel, w, j));
+            }
+            if conn_mode {
+                // Replies, from the receiver's side, of the UDP connections fwsim confirmed
+                // through the DUT; markers after the batch's sentinel.
+                let back: Vec<Packet> = ct
+                    .conns
+                    .iter()
+                    .filter(|c| c.orig.proto == 17 && on_receiver_side(c.reply.src))
+                    .inspect(|c| {
+                        r.replies += 1;
+                        if c.nat_bits != 0 {
+                            r.nat_replies += 1;
+                        }
+                    })
+                    .map(|c| {
+                        let local = DUT_ADDRS
+                            .iter()
+                            .any(|a| a.parse::<std::net::IpAddr>().ok() == Some(c.reply.dst));
+                        Packet {
+                            src: c.reply.src,
+                            dst: c.reply.dst,
+                            protocol: 17,
+                            sport: c.reply.sport,
+                            dport: c.reply.dport,
+                            iif: Some(DUT_OUT.into()),
+                            oif: (!local).then(|| host.route(c.reply.dst).unwrap_or(DUT_IN).into()),
+                            hook: if local { Hook::Input } else { Hook::Forward },
+                            ctstate: CtState::New,
+                            mark: 0,
+                        }
+                    })
+                    .collect();
+                let first = ps.len() as u16 + 2;
+                let replies: Vec<Probe> = back
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| Probe {
+                        src: p.src,
+                        dst: p.dst,
+                        protocol: 17,
+                        sport: p.sport.unwrap_or(9),
+                        dport: p.dport.unwrap_or(9),
+                        marker: first + k as u16,
+                    })
+                    .collect();
+                if !replies.is_empty() {
+                    let seen = send_and_observe(&lab, &receiver, &replies)?;
+                    for (k, p) in back.into_iter().enumerate() {
+                        let kernel = seen.fate(first + k as u16, false);
+                        let w = walk_seq(&rs, &p, Some(&host), &mut ct);
+                        cases.push((p, kernel, w, ps.len() + k));
+                    }
+                }
+                lab.in_dut(&["conntrack", "-F"], None)?;
+            }
+            for (packet, kernel, w, j) in cases {
+                r.cases += 1;
                 r.kernel_fates[kernel as usize] += 1;
                 if let Fate::Inconclusive(why) = &w.fate {
                     r.inconclusive += 1;
@@ -485,6 +595,7 @@ pub fn run(
         }
         r.seconds = start.elapsed().as_secs_f64();
         drop(sender);
+        drop(receiver);
         drop(lab);
         report.backends.push((backend, r));
     }

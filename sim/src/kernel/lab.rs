@@ -175,6 +175,11 @@ impl Lab {
             format!("neigh replace fd00:200::1 lladdr {MAC_SND} dev {i0} nud permanent"),
             format!("neigh replace 10.201.0.2 lladdr {MAC_RCV} dev {i1} nud permanent"),
             format!("neigh replace fd00:201::2 lladdr {MAC_RCV} dev {i1} nud permanent"),
+            // The generator's other forward destinations: a neighbour that never answers
+            // would make the DUT send ICMP host-unreachable seconds later, into a later
+            // batch (seen in connection mode, where forwarded probes go on).
+            format!("neigh replace 10.201.0.77 lladdr {MAC_RCV} dev {i1} nud permanent"),
+            format!("neigh replace fd00:201::77 lladdr {MAC_RCV} dev {i1} nud permanent"),
         ];
         for a in &spec.local {
             let len = if a.is_ipv4() { 32 } else { 128 };
@@ -201,6 +206,9 @@ impl Lab {
                 l("link set rcv0 up"),
                 l("route add default via 10.201.0.1 dev rcv0"),
                 l("route add default via fd00:201::1 dev rcv0"),
+                // Static, like the sender's: the DUT's output chain drops its ND answers.
+                format!("neigh replace 10.201.0.1 lladdr {MAC_DUT1} dev rcv0 nud permanent"),
+                format!("neigh replace fd00:201::1 lladdr {MAC_DUT1} dev rcv0 nud permanent"),
             ],
         )?;
         let dev0 = format!("net/ipv4/conf/{i0}/rp_filter=0");
@@ -233,6 +241,12 @@ impl Lab {
         // some kernels; then the rate limit 0 above is enough).
         script.push_str("echo > /proc/sys/net/ipv6/icmp/ratemask 2>/dev/null || true\n");
         run(&["ip", "netns", "exec", d, "sh", "-e", "-c", &script], None)?;
+        // The sender and the receiver drop whatever reaches them: their stacks never answer
+        // (an answer would be a reply-direction packet through the DUT's conntrack).
+        let sink = "table inet fwsim_sink {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t}\n}\n";
+        for n in [s, r] {
+            run(&["ip", "netns", "exec", n, "nft", "-f", "-"], Some(sink))?;
+        }
         Ok(())
     }
 

@@ -25,6 +25,15 @@ pub const SENTINEL6: &str = "100::fe";
 
 /// The observer table, for `nft -f` (after `flush ruleset` in the same transaction).
 pub fn table() -> String {
+    table_with(false)
+}
+
+/// The observer; with `pass`, accepted probes are recorded and let through (input to the
+/// local stack, forward to the neighbour namespace, which drops them), so that conntrack
+/// confirms their connections: the connection mode of the kernel check. What the local
+/// stack answers still goes to the output chain, which drops it before conntrack sees it.
+pub fn table_with(pass: bool) -> String {
+    let end = if pass { "" } else { " drop" };
     format!(
         r#"table inet {TABLE} {{
 	set in4 {{ typeof ip id; flags dynamic; size 65536; }}
@@ -43,13 +52,13 @@ pub fn table() -> String {
 	}}
 	chain obs_input {{
 		type filter hook input priority 2147483000; policy accept;
-		meta nfproto ipv4 update @in4 {{ ip id }} drop
-		meta nfproto ipv6 update @in6 {{ ip6 flowlabel }} drop
+		meta nfproto ipv4 update @in4 {{ ip id }}{end}
+		meta nfproto ipv6 update @in6 {{ ip6 flowlabel }}{end}
 	}}
 	chain obs_post {{
 		type filter hook postrouting priority 2147483000; policy accept;
-		meta nfproto ipv4 update @fw4 {{ ip id }} drop
-		meta nfproto ipv6 update @fw6 {{ ip6 flowlabel }} drop
+		meta nfproto ipv4 update @fw4 {{ ip id }}{end}
+		meta nfproto ipv6 update @fw6 {{ ip6 flowlabel }}{end}
 	}}
 	chain obs_output {{
 		type filter hook output priority -2147483000; policy drop;

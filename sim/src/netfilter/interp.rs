@@ -238,7 +238,7 @@ impl Host {
         }
     }
 
-    fn route(&self, dst: IpAddr) -> Option<&str> {
+    pub fn route(&self, dst: IpAddr) -> Option<&str> {
         self.routes
             .iter()
             .filter(|(net, _)| net.contains(&dst))
