@@ -733,7 +733,8 @@ impl P {
                 None => break,
                 Some(Tk::Nl) | Some(Tk::Sym(";")) if depth == 0 => break,
                 Some(Tk::Sym("}")) if depth == 0 => break,
-                Some(Tk::Nl) => {
+                // Inside braces a newline and a `;` separate alike: neither is a word.
+                Some(Tk::Nl) | Some(Tk::Sym(";")) => {
                     self.i += 1;
                     continue;
                 }
