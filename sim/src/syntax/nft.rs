@@ -1965,18 +1965,19 @@ impl fmt::Display for Stmt {
                 if let Some(to) = to {
                     write!(f, " to {to}")?;
                 }
-                let mut first = true;
+                // Flags as written: `a,b` stays joined, `a b` keeps its space.
+                let mut after_comma = false;
                 for fl in flags {
                     if fl == "," {
                         f.write_str(",")?;
-                        first = true;
+                        after_comma = true;
                         continue;
                     }
-                    if first {
+                    if !after_comma {
                         f.write_str(" ")?;
                     }
                     f.write_str(fl)?;
-                    first = false;
+                    after_comma = false;
                 }
                 Ok(())
             }
