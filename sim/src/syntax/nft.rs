@@ -1046,7 +1046,10 @@ impl P {
                         ),
                         _ => (w.clone(), 0),
                     };
-                    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    // A name starts with a letter (`0-90` is neither a number nor a name).
+                    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+                        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         return Err(Error {
                             loc,
                             message: format!("expected a priority (a number or a name such as `filter`, `srcnat + 10`), found `{w}`"),
