@@ -725,8 +725,8 @@ fn nft_extra(g: &mut Gen) -> String {
             }
             10 => format!("iifname {neg}\"dut*\" {}", verdict(rng)),
             // fib: the lab host's addresses and routes decide (kernel::check::dut_host).
-            // fib is valid only on some hooks (nft_fib_validate): `oif` results in
-            // PREROUTING (with `. iif` also INPUT and FORWARD); base chains only here.
+            // fib is valid only on some hooks (nft_fib_validate): `oif` results not in
+            // OUTPUT and POSTROUTING; base chains only here.
             // One in twenty ignores where fib is valid: the kernel must refuse, and fwsim too.
             11 if (wild || !chain.starts_with('u')) && rng.random_bool(0.4) => match rng.random_range(0..4) {
                 0 => format!("fib daddr type {neg}local {}", verdict(rng)),
@@ -734,7 +734,7 @@ fn nft_extra(g: &mut Gen) -> String {
                 2 if wild || hook != "postrouting" => {
                     format!("fib saddr . iif oif missing {}", verdict(rng))
                 }
-                3 if wild || hook == "prerouting" => format!(
+                3 if wild || hook != "postrouting" => format!(
                     "fib saddr oifname {neg}\"{}\" {}",
                     pick(rng, &["dut0", "dut1"]),
                     verdict(rng)

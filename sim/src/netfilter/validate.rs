@@ -10,9 +10,9 @@
 //!   POSTROUTING and INPUT, MASQUERADE in POSTROUTING; in nft also only under `type nat`
 //!   base chains.
 //! - iptables REJECT (V11): INPUT, FORWARD and OUTPUT.
-//! - nft `fib` (nft_fib_validate): `oif`/`oifname` results in PREROUTING, with `. iif` also
-//!   INPUT and FORWARD; `type` with `. iif` in PREROUTING, INPUT, FORWARD; with `. oif` in
-//!   OUTPUT, POSTROUTING, FORWARD.
+//! - nft `fib` (nft_fib_validate): `oif`/`oifname` results in PREROUTING, INPUT and FORWARD
+//!   (seen by the kernel check: with or without `. iif`); `type` with `. iif` in PREROUTING,
+//!   INPUT, FORWARD; with `. oif` in OUTPUT, POSTROUTING, FORWARD.
 
 use super::ir::*;
 use crate::values::Loc;
@@ -110,14 +110,9 @@ fn field_needs(f: Field) -> Option<(u8, &'static str)> {
     use Hook::*;
     let all = bit(Prerouting) | bit(Input) | bit(Forward) | bit(Output) | bit(Postrouting);
     match f {
-        Field::FibOif {
-            dev: Some(Dir::Src),
-            ..
-        } => Some((
-            bit(Prerouting) | bit(Input) | bit(Forward),
-            "fib ... . iif oif",
-        )),
-        Field::FibOif { .. } => Some((bit(Prerouting), "fib ... oif (without . iif)")),
+        // [kernel-check] `fib saddr oifname` loads from INPUT and FORWARD too (with or
+        // without `. iif`), and is refused from POSTROUTING.
+        Field::FibOif { .. } => Some((bit(Prerouting) | bit(Input) | bit(Forward), "fib ... oif")),
         Field::FibType {
             dev: Some(Dir::Src),
             ..
@@ -221,7 +216,7 @@ mod tests {
         read_ruleset("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:m - [0:0]\n-A POSTROUTING -j m\n-A m -j MASQUERADE\nCOMMIT\n").unwrap();
         // A chain no base chain reaches is never checked.
         read_ruleset("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:m - [0:0]\n-A m -j MASQUERADE\nCOMMIT\n").unwrap();
-        // nft: fib ... oifname outside PREROUTING; dnat under a filter chain.
+        // nft: fib ... oifname in POSTROUTING; dnat under a filter chain.
         refused(
             "table ip t {\n chain post { type filter hook postrouting priority 0;\n  fib saddr oifname \"eth0\" accept\n }\n}\n",
             "fib ... oif",
