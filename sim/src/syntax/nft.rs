@@ -445,6 +445,14 @@ fn lex(text: &str) -> Result<Vec<Token>, Error> {
             adv(&mut i, &mut col, 1);
             continue;
         }
+        if c.is_control() {
+            // nft text has no control characters outside white space; refusing them keeps
+            // every name printable as it was read.
+            return Err(Error {
+                loc,
+                message: format!("unexpected control character {:?}: expected nft text", c),
+            });
+        }
         if c == '\\' {
             // Line continuation: backslash, optional spaces, newline.
             let mut j = i + 1;
