@@ -179,33 +179,6 @@ pub fn convert_for(save: &Save, version: IpVersion, backend: Backend) -> Result<
 /// the rule that closes it.
 /// `sets` are the table's named sets: verdict maps among them are followed too (nft).
 pub(crate) fn check_loops(chains: &[Chain], sets: &[Set]) -> Result<(), Error> {
-    /// Chains an action may jump or go to (vmap data included).
-    fn collect_targets(a: &Action, sets: &[Set], out: &mut Vec<usize>) {
-        let verdicts = |set: &Set, out: &mut Vec<usize>| {
-            for e in &set.elements {
-                if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
-                    out.push(to);
-                }
-            }
-        };
-        match a {
-            Action::Jump(to) | Action::Goto(to) => out.push(*to),
-            Action::Seq(v) => v.iter().for_each(|a| collect_targets(a, sets, out)),
-            Action::Vmap {
-                map: SetRef::Anon(set),
-                ..
-            } => verdicts(set, out),
-            Action::Vmap {
-                map: SetRef::Named(i),
-                ..
-            } => {
-                if let Some(set) = sets.get(*i) {
-                    verdicts(set, out)
-                }
-            }
-            _ => {}
-        }
-    }
     // Depth-first, with an explicit stack (a chain of 100,000 nested jumps must not
     // overflow the call stack). 0 unvisited, 1 on the current path, 2 done.
     let mut state = vec![0u8; chains.len()];
@@ -225,7 +198,7 @@ pub(crate) fn check_loops(chains: &[Chain], sets: &[Set]) -> Result<(), Error> {
                 continue;
             };
             targets.clear();
-            collect_targets(&r.action, sets, &mut targets);
+            r.action.jump_targets(sets, &mut targets);
             let Some(&to) = targets.get(k) else {
                 *top = (c, i + 1, 0);
                 continue;

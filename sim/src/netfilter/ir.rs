@@ -431,6 +431,35 @@ pub enum Action {
 }
 
 impl Action {
+    /// The chains this action may jump or go to, verdict maps' data included (`sets` are
+    /// the table's named sets).
+    pub fn jump_targets(&self, sets: &[Set], out: &mut Vec<ChainId>) {
+        let verdicts = |set: &Set, out: &mut Vec<ChainId>| {
+            for e in &set.elements {
+                if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
+                    out.push(to);
+                }
+            }
+        };
+        match self {
+            Action::Jump(to) | Action::Goto(to) => out.push(*to),
+            Action::Seq(v) => v.iter().for_each(|a| a.jump_targets(sets, out)),
+            Action::Vmap {
+                map: SetRef::Anon(set),
+                ..
+            } => verdicts(set, out),
+            Action::Vmap {
+                map: SetRef::Named(i),
+                ..
+            } => {
+                if let Some(set) = sets.get(*i) {
+                    verdicts(set, out)
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Does evaluation continue with the next rule after this action?
     pub fn continues(&self) -> bool {
         matches!(

@@ -55,38 +55,11 @@ fn reach(t: &Table) -> Vec<(u8, bool)> {
             out[ci].0 |= bit(b.hook);
             out[ci].1 &= nat;
             for r in &t.chains[ci].rules {
-                targets(&r.action, t, &mut stack);
+                r.action.jump_targets(&t.sets, &mut stack);
             }
         }
     }
     out
-}
-
-fn targets(a: &Action, t: &Table, out: &mut Vec<usize>) {
-    let verdicts = |set: &Set, out: &mut Vec<usize>| {
-        for e in &set.elements {
-            if let Some(SetData::Verdict(Verdict::Jump(to) | Verdict::Goto(to))) = e.data {
-                out.push(to);
-            }
-        }
-    };
-    match a {
-        Action::Jump(to) | Action::Goto(to) => out.push(*to),
-        Action::Seq(v) => v.iter().for_each(|a| targets(a, t, out)),
-        Action::Vmap {
-            map: SetRef::Anon(set),
-            ..
-        } => verdicts(set, out),
-        Action::Vmap {
-            map: SetRef::Named(i),
-            ..
-        } => {
-            if let Some(set) = t.sets.get(*i) {
-                verdicts(set, out)
-            }
-        }
-        _ => {}
-    }
 }
 
 /// What an action needs: (allowed hooks, what it is, needs a nat chain in nft).
