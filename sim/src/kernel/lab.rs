@@ -95,12 +95,6 @@ pub(crate) fn run(args: &[&str], stdin: Option<&str>) -> Result<String, KernelEr
 }
 
 impl Lab {
-    /// Create the namespaces; `tag` keeps concurrent labs apart (names are at most 15
-    /// characters of interface-free namespace names, so any tag works).
-    pub fn create(tag: &str) -> Result<Lab, KernelError> {
-        Self::create_with(tag, &LabSpec::default())
-    }
-
     /// Create a lab whose name no other lab of this process (or another) has: tests and the
     /// kernel dataplane create them in parallel.
     pub fn create_unique(spec: &LabSpec) -> Result<Lab, KernelError> {
@@ -109,7 +103,8 @@ impl Lab {
         Self::create_with(&format!("{}-{n}", std::process::id()), spec)
     }
 
-    /// Create the namespaces with the DUT shaped by `spec`.
+    /// Create the namespaces with the DUT shaped by `spec`; `tag` keeps concurrent labs
+    /// apart (namespace names have no length limit).
     pub fn create_with(tag: &str, spec: &LabSpec) -> Result<Lab, KernelError> {
         let lab = Lab {
             snd: format!("fwsim-{tag}-snd"),
