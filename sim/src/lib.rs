@@ -13,6 +13,7 @@ pub mod gen;
 pub mod kernel;
 pub mod netfilter;
 pub mod reference;
+pub mod render;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -290,6 +290,7 @@ fn on_receiver_side(a: std::net::IpAddr) -> bool {
 pub fn dut_host() -> Host {
     let net = |s: &str| s.parse().expect("lab network");
     Host {
+        iface_addrs: Vec::new(),
         addresses: DUT_ADDRS
             .iter()
             .map(|a| a.parse().expect("lab address"))

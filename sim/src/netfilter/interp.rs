@@ -202,6 +202,8 @@ pub struct Host {
     pub networks: Vec<crate::values::Cidr>,
     /// (destination network, output interface); the longest prefix wins.
     pub routes: Vec<(crate::values::Cidr, String)>,
+    /// (interface, its address): MASQUERADE takes the output interface's address.
+    pub iface_addrs: Vec<(String, IpAddr)>,
 }
 
 impl Host {
@@ -1525,9 +1527,17 @@ impl<'a> Run<'a> {
                 // hop; fwsim knows it when the destination is on one of the host's networks.
                 let dst = st.dst;
                 let own = self.host.and_then(|h| {
-                    h.addresses.iter().copied().find(|a| {
-                        a.is_ipv4() == dst.is_ipv4()
-                            && h.networks.iter().any(|n| n.contains(a) && n.contains(&dst))
+                    let by_oif = st.oif.as_deref().and_then(|oif| {
+                        h.iface_addrs
+                            .iter()
+                            .find(|(i, a)| i == oif && a.is_ipv4() == dst.is_ipv4())
+                            .map(|(_, a)| *a)
+                    });
+                    by_oif.or_else(|| {
+                        h.addresses.iter().copied().find(|a| {
+                            a.is_ipv4() == dst.is_ipv4()
+                                && h.networks.iter().any(|n| n.contains(a) && n.contains(&dst))
+                        })
                     })
                 });
                 match own {
@@ -1765,6 +1775,7 @@ mod tests {
     #[test]
     fn addrtype_and_rerouting_on_a_known_host() {
         let host = Host {
+            iface_addrs: Vec::new(),
             addresses: vec!["10.0.0.1".parse().unwrap()],
             networks: vec!["10.0.0.0/24".parse().unwrap()],
             routes: vec![
@@ -1813,6 +1824,7 @@ mod tests {
             matches!(walk(&rs, &packet(fwd)).fate, Fate::Inconclusive(m) if m.contains("MASQUERADE"))
         );
         let host = Host {
+            iface_addrs: Vec::new(),
             addresses: vec!["10.1.0.1".parse().unwrap()],
             networks: vec!["10.1.0.0/24".parse().unwrap()],
             routes: vec![("10.1.0.0/24".parse().unwrap(), "eth1".into())],
@@ -1838,6 +1850,7 @@ mod tests {
     #[test]
     fn nft_fib_on_a_known_host() {
         let host = Host {
+            iface_addrs: Vec::new(),
             addresses: vec!["10.0.0.1".parse().unwrap()],
             networks: vec!["10.0.0.0/24".parse().unwrap()],
             routes: vec![
@@ -1870,6 +1883,7 @@ mod tests {
         let rules = "table ip t {\n chain pre { type nat hook prerouting priority dstnat; policy accept;\n  ip daddr 203.0.113.10 tcp dport 80 dnat to 10.0.0.9:8080\n }\n chain post { type nat hook postrouting priority srcnat; policy accept;\n  ip saddr 10.0.0.0/24 oifname \"eth0\" ip daddr != 203.0.113.0/24 snat to 203.0.113.1\n }\n chain fwd { type filter hook forward priority 0; policy drop;\n  ct state established accept\n  ip daddr 10.0.0.9 tcp dport 8080 ct status dnat accept\n  iifname \"eth1\" accept\n }\n chain late { type filter hook postrouting priority 200; policy accept;\n  ip saddr 10.0.0.9 oifname \"eth0\" drop\n }\n}\n";
         let rs = crate::netfilter::read_ruleset(rules).unwrap();
         let host = Host {
+            iface_addrs: Vec::new(),
             addresses: vec!["203.0.113.1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
             networks: vec![
                 "203.0.113.0/24".parse().unwrap(),

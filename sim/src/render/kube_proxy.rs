@@ -1,0 +1,16 @@
+//! kube-proxy's iptables mode. Not built yet.
+
+use super::iptables_out::Tables;
+use super::net::ClusterNet;
+use super::RenderError;
+use crate::cluster::{Cluster, NodeId};
+
+/// Add the node's kube-proxy rules to `t`.
+pub fn render(
+    _cluster: &Cluster,
+    _net: &ClusterNet,
+    _node: NodeId,
+    _t: &mut Tables,
+) -> Result<(), RenderError> {
+    Ok(())
+}
