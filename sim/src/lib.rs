@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod gen;
 pub mod kernel;
 pub mod netfilter;
+pub mod path;
 pub mod reference;
 pub mod render;
 pub mod report;

@@ -73,6 +73,19 @@ pub struct Walk {
     pub path: PacketHook,
     /// In a sequence: what conntrack made of the packet (new connection, or which one).
     pub conntrack: Option<String>,
+    /// The packet as it left, when accepted and fully known (every statistic branch alike).
+    pub out: Option<Out>,
+}
+
+impl Walk {
+    /// The path taken: `input path`, `forward path` or `output path`.
+    pub fn path_name(&self) -> &'static str {
+        match self.path {
+            PacketHook::Input => "input path",
+            PacketHook::Forward => "forward path",
+            PacketHook::Output => "output path",
+        }
+    }
 }
 
 /// One line per rule touched, like `nft monitor trace`, offline; then the verdict.
@@ -174,6 +187,8 @@ struct Run<'a> {
     update: Option<CtUpdate>,
     /// In a sequence: what conntrack made of the packet, for the trace.
     note: Option<String>,
+    /// The packet as it left (set when accepted).
+    out: Option<Out>,
     path: PacketHook,
     packet: &'a Packet,
     /// Decisions for the statistic matches met in order; past its end, `false` is taken and
@@ -257,7 +272,7 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
 
 /// Walk `packet` through `ruleset` on `host`.
 pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk {
-    walk_inner(ruleset, packet, host, None).0
+    combine(walk_inner(ruleset, packet, host, None), packet)
 }
 
 /// Walk the next packet of a sequence: its conntrack state is not the packet's `ctstate`
@@ -272,22 +287,96 @@ pub fn walk_seq(
     ct: &mut Conntrack,
 ) -> Walk {
     if let Some(why) = &ct.unknown {
-        return Walk {
-            fate: Fate::Inconclusive(format!("an earlier packet of the sequence: {why}")),
-            trace: Vec::new(),
-            mark: packet.mark,
-            path: packet.hook,
-            conntrack: None,
-        };
+        return unknown_table(packet, why);
     }
-    let (walk, updates) = walk_inner(ruleset, packet, host, Some(ct));
-    let first = updates.first().cloned().flatten();
-    if updates.iter().any(|u| *u != first) {
+    let branches = walk_inner(ruleset, packet, host, Some(ct));
+    let first = branches[0].update.clone();
+    if branches.iter().any(|b| b.update != first) {
         ct.unknown = Some("its connection depends on which statistic branch it took".into());
     } else if let Some(u) = first {
         ct.apply(u);
     }
-    walk
+    combine(branches, packet)
+}
+
+/// Like [`walk_seq`], but every `statistic` branch apart: each branch's walk (with its
+/// `out` packet) and the conntrack table it leaves. A packet path that must follow each
+/// branch on (kube-proxy's choice of a service endpoint) uses this. Always at least one.
+pub fn walk_seq_branches(
+    ruleset: &Ruleset,
+    packet: &Packet,
+    host: Option<&Host>,
+    ct: &Conntrack,
+) -> Vec<(Walk, Conntrack)> {
+    if let Some(why) = &ct.unknown {
+        return vec![(unknown_table(packet, why), ct.clone())];
+    }
+    walk_inner(ruleset, packet, host, Some(ct))
+        .into_iter()
+        .map(|b| {
+            let mut table = ct.clone();
+            if let Some(u) = b.update {
+                table.apply(u);
+            }
+            let walk = Walk {
+                fate: b.fate,
+                trace: b.trace,
+                mark: b.mark,
+                path: b.path,
+                conntrack: b.note,
+                out: b.out,
+            };
+            (walk, table)
+        })
+        .collect()
+}
+
+fn unknown_table(packet: &Packet, why: &str) -> Walk {
+    Walk {
+        fate: Fate::Inconclusive(format!("an earlier packet of the sequence: {why}")),
+        trace: Vec::new(),
+        mark: packet.mark,
+        path: packet.hook,
+        conntrack: None,
+        out: None,
+    }
+}
+
+/// One statistic branch of a walk.
+struct Branch {
+    fate: Fate,
+    trace: Vec<Step>,
+    mark: u32,
+    path: PacketHook,
+    note: Option<String>,
+    update: Option<CtUpdate>,
+    out: Option<Out>,
+}
+
+/// The branches' common fate, or inconclusive when they differ; the first branch's trace.
+fn combine(mut branches: Vec<Branch>, packet: &Packet) -> Walk {
+    let _ = packet;
+    let first = branches.remove(0);
+    let fate = match branches
+        .iter()
+        .find(|b| b.fate.as_str() != first.fate.as_str())
+    {
+        Some(other) => Fate::Inconclusive(format!(
+            "the verdict depends on a statistic match: {} on one branch, {} on another",
+            first.fate.as_str(),
+            other.fate.as_str()
+        )),
+        None => first.fate,
+    };
+    let same_out = branches.iter().all(|b| b.out == first.out);
+    Walk {
+        fate,
+        trace: first.trace,
+        mark: first.mark,
+        path: first.path,
+        conntrack: first.note,
+        out: if same_out { first.out } else { None },
+    }
 }
 
 fn walk_inner(
@@ -295,12 +384,10 @@ fn walk_inner(
     packet: &Packet,
     host: Option<&Host>,
     ct: Option<&Conntrack>,
-) -> (Walk, Vec<Option<CtUpdate>>) {
+) -> Vec<Branch> {
     // Enumerate statistic branches depth-first.
     let mut pending: Vec<Vec<bool>> = vec![Vec::new()];
-    let mut fates: Vec<(Fate, Vec<Step>, u32, PacketHook)> = Vec::new();
-    let mut updates: Vec<Option<CtUpdate>> = Vec::new();
-    let mut notes: Vec<Option<String>> = Vec::new();
+    let mut branches: Vec<Branch> = Vec::new();
     let rules: usize = ruleset
         .tables
         .iter()
@@ -309,20 +396,17 @@ fn walk_inner(
         .sum();
     let max_steps = MAX_STEPS.max(rules.saturating_mul(4));
     while let Some(choices) = pending.pop() {
-        if fates.len() >= MAX_BRANCHES {
-            let walk = Walk {
+        if branches.len() >= MAX_BRANCHES {
+            let first = branches.swap_remove(0);
+            return vec![Branch {
                 fate: Fate::Inconclusive(format!("more than {MAX_BRANCHES} statistic branches")),
-                trace: fates.swap_remove(0).1,
+                trace: first.trace,
                 mark: 0,
                 path: packet.hook,
-                conntrack: None,
-            };
-            return (
-                walk,
-                vec![Some(CtUpdate::Unknown(
-                    "too many statistic branches".into(),
-                ))],
-            );
+                note: None,
+                update: Some(CtUpdate::Unknown("too many statistic branches".into())),
+                out: None,
+            }];
         }
         let fixed = choices.len();
         let mut run = Run {
@@ -331,6 +415,7 @@ fn walk_inner(
             ct,
             update: None,
             note: None,
+            out: None,
             path: packet.hook,
             packet,
             choices,
@@ -345,33 +430,29 @@ fn walk_inner(
             alt.push(true);
             pending.push(alt);
         }
-        updates.push(run.update.take());
-        notes.push(run.note.take());
-        fates.push((fate, run.trace, mark, run.path));
-    }
-    let (first, trace, mark, path) = fates.remove(0);
-    if let Some((other, ..)) = fates.iter().find(|(f, ..)| f.as_str() != first.as_str()) {
-        let walk = Walk {
-            fate: Fate::Inconclusive(format!(
-                "the verdict depends on a statistic match: {} on one branch, {} on another",
-                first.as_str(),
-                other.as_str()
-            )),
-            trace,
+        branches.push(Branch {
+            fate,
+            trace: std::mem::take(&mut run.trace),
             mark,
-            path,
-            conntrack: notes.swap_remove(0),
-        };
-        return (walk, updates);
+            path: run.path,
+            note: run.note.take(),
+            update: run.update.take(),
+            out: run.out.take(),
+        });
     }
-    let walk = Walk {
-        fate: first,
-        trace,
-        mark,
-        path,
-        conntrack: notes.swap_remove(0),
-    };
-    (walk, updates)
+    branches
+}
+
+/// The packet as it leaves the host's last hook (after every NAT), when it was accepted
+/// and every field is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Out {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    /// The output interface (forward and output paths), as routing or the packet gave it.
+    pub oif: Option<String>,
 }
 
 /// A connection's tuple (ports None for ICMP and other port-less protocols).
@@ -727,6 +808,13 @@ impl<'a> Run<'a> {
             if ct_hook {
                 self.track(&mut st);
             }
+            // Routing again after OUTPUT, on a known host, when a DNAT moved the destination
+            // (ip_route_me_harder): the output interface follows the new destination.
+            if let (Hook::Output, Some(host)) = (hook, self.host) {
+                if st.dst != p.dst && st.dst_why.is_none() {
+                    st.oif = host.route(st.dst).map(str::to_string);
+                }
+            }
             // Routing after PREROUTING, on a known host, when a DNAT moved the destination.
             if let (Hook::Prerouting, Some(host)) = (hook, self.host) {
                 if st.dst_why.is_some() && !st.redirected {
@@ -752,6 +840,19 @@ impl<'a> Run<'a> {
             }
         }
         self.confirm(&st);
+        let known = [&st.src_why, &st.dst_why, &st.sport_why, &st.dport_why]
+            .iter()
+            .all(|w| w.is_none())
+            && !st.redirected;
+        if known {
+            self.out = Some(Out {
+                src: st.src,
+                dst: st.dst,
+                sport: st.sport,
+                dport: st.dport,
+                oif: st.oif.clone(),
+            });
+        }
         (Fate::Accept, st.mark)
     }
 

@@ -37,13 +37,10 @@ impl Dataplane {
     /// Why this version of fwsim cannot evaluate the dataplane yet, if it cannot.
     pub fn unavailable(self) -> Option<&'static str> {
         match self {
-            Dataplane::Reference | Dataplane::Netfilter => None,
             Dataplane::Kernel => Some(
                 "the kernel dataplane evaluates single-host scenarios only in this version of fwsim",
             ),
-            _ => Some(
-                "rendered dataplanes are not built yet in this version of fwsim (issue: dataplanes side by side)",
-            ),
+            _ => None,
         }
     }
 }

@@ -86,19 +86,47 @@ impl ScenarioResult {
 /// explanation): what divergences are computed from.
 type Seen = BTreeMap<(usize, usize), (String, Site, Vec<(Dataplane, Verdict, Verdict, String)>)>;
 
-/// A dataplane able to evaluate cluster flows.
+/// A dataplane able to evaluate cluster flows. Err: why this flow cannot be decided
+/// (reported as skipped, never passed).
 trait FlowEngine {
-    fn evaluate(&self, flow: &Flow) -> (Verdict, String);
+    fn evaluate(&self, flow: &Flow) -> Result<(Verdict, String), String>;
 }
 
 impl FlowEngine for Reference<'_> {
-    fn evaluate(&self, flow: &Flow) -> (Verdict, String) {
+    fn evaluate(&self, flow: &Flow) -> Result<(Verdict, String), String> {
         let (outcome, why) = self.explain(flow);
-        (outcome.verdict(), why.to_string())
+        Ok((outcome.verdict(), why.to_string()))
     }
 }
 
-fn engine<'c>(dp: Dataplane, cluster: &'c Cluster) -> Result<Box<dyn FlowEngine + 'c>, String> {
+impl FlowEngine for crate::path::ClusterPath<'_> {
+    fn evaluate(&self, flow: &Flow) -> Result<(Verdict, String), String> {
+        let r = self.flow(flow);
+        match r.verdict {
+            Ok(v) => Ok((v, r.explanation)),
+            Err(why) => Err(format!("inconclusive: {why}\n{}", r.explanation)),
+        }
+    }
+}
+
+fn engine<'c>(
+    dp: Dataplane,
+    cluster: &'c Cluster,
+    hosts: &[crate::render::HostFirewall],
+) -> Result<Box<dyn FlowEngine + 'c>, String> {
+    let flavor = match dp {
+        Dataplane::CalicoIptables => Some(crate::render::Flavor::CalicoIptables),
+        Dataplane::CalicoNftables => Some(crate::render::Flavor::CalicoNftables),
+        Dataplane::Flannel => Some(crate::render::Flavor::Flannel),
+        _ => None,
+    };
+    if let Some(flavor) = flavor {
+        let rendered = crate::render::render(cluster, flavor, hosts)
+            .map_err(|e| format!("cannot render {dp}: {e}"))?;
+        let path = crate::path::ClusterPath::new(cluster, &rendered)
+            .map_err(|e| format!("the rendered {dp} rules do not read back: {e}"))?;
+        return Ok(Box::new(path));
+    }
     match dp {
         Dataplane::Reference => Ok(Box::new(Reference::new(cluster))),
         Dataplane::Netfilter => Err(
@@ -133,12 +161,14 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
     };
     match &scenario.body {
         Body::Cluster {
-            cluster, expects, ..
+            cluster,
+            expects,
+            hosts,
         } => {
             // (expectation, cell) -> per dataplane (expected, actual, explanation)
             let mut seen: Seen = BTreeMap::new();
             for &dp in &dataplanes {
-                let eng = engine(dp, cluster);
+                let eng = engine(dp, cluster, hosts);
                 for (ei, e) in expects.iter().enumerate() {
                     let expected_for = |base: Verdict| {
                         e.except
@@ -155,16 +185,22 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                                 Err(why) => {
                                     skipped_row(scenario, dp, &text, expected, why, &e.site)
                                 }
-                                Ok(eng) => {
-                                    let (actual, why) = eng.evaluate(flow);
-                                    seen.entry((ei, 0))
-                                        .or_insert_with(|| {
-                                            (text.clone(), e.site.clone(), Vec::new())
-                                        })
-                                        .2
-                                        .push((dp, expected, actual, why.clone()));
-                                    result_row(scenario, dp, &text, expected, actual, why, &e.site)
-                                }
+                                Ok(eng) => match eng.evaluate(flow) {
+                                    Err(why) => {
+                                        skipped_row(scenario, dp, &text, expected, &why, &e.site)
+                                    }
+                                    Ok((actual, why)) => {
+                                        seen.entry((ei, 0))
+                                            .or_insert_with(|| {
+                                                (text.clone(), e.site.clone(), Vec::new())
+                                            })
+                                            .2
+                                            .push((dp, expected, actual, why.clone()));
+                                        result_row(
+                                            scenario, dp, &text, expected, actual, why, &e.site,
+                                        )
+                                    }
+                                },
                             };
                             out.results.push(row);
                         }
@@ -214,22 +250,31 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                                     Err(why) => {
                                         skipped_row(scenario, dp, &text, expected, why, &cell.site)
                                     }
-                                    Ok(eng) => {
-                                        let (actual, why) = eng.evaluate(&flow);
-                                        report.observed[cell.row][cell.col] = Some(actual);
-                                        if actual != expected {
-                                            report.wrong.push((cell.row, cell.col, why.clone()));
+                                    Ok(eng) => match eng.evaluate(&flow) {
+                                        Err(why) => skipped_row(
+                                            scenario, dp, &text, expected, &why, &cell.site,
+                                        ),
+                                        Ok((actual, why)) => {
+                                            report.observed[cell.row][cell.col] = Some(actual);
+                                            if actual != expected {
+                                                report.wrong.push((
+                                                    cell.row,
+                                                    cell.col,
+                                                    why.clone(),
+                                                ));
+                                            }
+                                            seen.entry((ei, ci))
+                                                .or_insert_with(|| {
+                                                    (text.clone(), cell.site.clone(), Vec::new())
+                                                })
+                                                .2
+                                                .push((dp, expected, actual, why.clone()));
+                                            result_row(
+                                                scenario, dp, &text, expected, actual, why,
+                                                &cell.site,
+                                            )
                                         }
-                                        seen.entry((ei, ci))
-                                            .or_insert_with(|| {
-                                                (text.clone(), cell.site.clone(), Vec::new())
-                                            })
-                                            .2
-                                            .push((dp, expected, actual, why.clone()));
-                                        result_row(
-                                            scenario, dp, &text, expected, actual, why, &cell.site,
-                                        )
-                                    }
+                                    },
                                 };
                                 let row = ResultRow {
                                     in_matrix: true,
@@ -277,7 +322,7 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                         scenario,
                         ruleset_text,
                         ipsets_text.as_deref(),
-                        host.as_ref(),
+                        host.as_deref(),
                         packets,
                         &mut out.results,
                     );
@@ -322,12 +367,14 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
                                 Some(id) => crate::netfilter::interp::walk_seq(
                                     rs,
                                     &p.packet,
-                                    host.as_ref(),
+                                    host.as_deref(),
                                     tables.entry(id).or_default(),
                                 ),
-                                None => {
-                                    crate::netfilter::interp::walk_on(rs, &p.packet, host.as_ref())
-                                }
+                                None => crate::netfilter::interp::walk_on(
+                                    rs,
+                                    &p.packet,
+                                    host.as_deref(),
+                                ),
                             };
                             row.actual = walk.fate.as_str().into();
                             row.explanation = walk.to_string();

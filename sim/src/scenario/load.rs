@@ -227,10 +227,29 @@ fn load_cluster_scenario(
     let mut hosts = Vec::new();
     for (n, path) in y.hosts.iter().flatten() {
         let p = base.join(&path.value);
-        if let Err(m) = read_text(&p) {
-            cx.err(path.loc, format!("host firewall `{}`: {m}", path.value));
+        match read_text(&p) {
+            Err(m) => cx.err(path.loc, format!("host firewall `{}`: {m}", path.value)),
+            Ok(text) => {
+                // Checked now, so that a broken host firewall is an input error (exit 2)
+                // located in its own file, not a failure of each dataplane.
+                let pfile = Arc::new(p.clone());
+                match crate::netfilter::detect(&text) {
+                    Some(crate::netfilter::Format::IptablesSave | crate::netfilter::Format::NftText) => {
+                        if let Err(e) = crate::netfilter::read_ruleset(&text) {
+                            cx.errors.push(Diagnostic::error(Site::new(&pfile, e.loc), e.message));
+                        }
+                    }
+                    _ => cx.err(
+                        path.loc,
+                        format!(
+                            "host firewall `{}`: expected iptables-save output (`*filter` ...) or nft text (`table ...`)",
+                            path.value
+                        ),
+                    ),
+                }
+                hosts.push((n.value.clone(), n.loc, p, text));
+            }
         }
-        hosts.push((n.value.clone(), n.loc, p));
     }
     if !cx.errors.is_empty() {
         return None;
@@ -244,7 +263,7 @@ fn load_cluster_scenario(
             return None;
         }
     };
-    for (n, loc, _) in &hosts {
+    for (n, loc, _, _) in &hosts {
         if n != "*" && cluster.node(n).is_none() {
             cx.err(
                 *loc,
@@ -260,7 +279,14 @@ fn load_cluster_scenario(
     }
     Some(Body::Cluster {
         cluster: Box::new(cluster),
-        hosts: hosts.into_iter().map(|(n, _, p)| (n, p)).collect(),
+        hosts: hosts
+            .into_iter()
+            .map(|(node, _, p, text)| crate::render::HostFirewall {
+                node,
+                origin: p.display().to_string(),
+                text,
+            })
+            .collect(),
         expects,
     })
 }
@@ -983,7 +1009,7 @@ fn load_host(
         ruleset: ir,
         ruleset_text,
         ipsets_text,
-        host,
+        host: host.map(Box::new),
         ruleset_site: cx.site(ruleset.loc),
         packets,
     })

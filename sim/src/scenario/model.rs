@@ -5,7 +5,6 @@ use crate::cluster::{Cluster, Endpoint, Flow};
 use crate::reference::Verdict;
 use crate::syntax::matrix::Cell;
 use crate::values::{Packet, Protocol, Site};
-use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PacketVerdict {
@@ -70,8 +69,8 @@ pub struct PacketExpect {
 pub enum Body {
     Cluster {
         cluster: Box<Cluster>,
-        /// Host firewall files by node name (`*` for every node).
-        hosts: Vec<(String, PathBuf)>,
+        /// Host firewalls by node name (`*` for every node), read and checked.
+        hosts: Vec<crate::render::HostFirewall>,
         expects: Vec<Expect>,
     },
     Host {
@@ -82,7 +81,7 @@ pub enum Body {
         /// The host's ipsets as written (`ipset save`), loaded before the ruleset.
         ipsets_text: Option<String>,
         /// The host's addresses and routes, when the scenario gives them (`host:`).
-        host: Option<crate::netfilter::interp::Host>,
+        host: Option<Box<crate::netfilter::interp::Host>>,
         ruleset_site: Site,
         packets: Vec<PacketExpect>,
     },
