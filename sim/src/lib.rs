@@ -81,6 +81,30 @@ pub(crate) mod testing {
             }
         }
 
+        /// `PROGRAM ARGS < stdin` in the namespace: stdout, or stderr as the error.
+        pub fn run(&self, argv: &[&str], stdin: Option<&str>) -> Result<String, String> {
+            use std::io::Write;
+            let mut child = std::process::Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(argv)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("{}: {e}", argv[0]))?;
+            if let Some(mut input) = child.stdin.take() {
+                input
+                    .write_all(stdin.unwrap_or("").as_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        }
+
         /// `nft ARGS [-f FILE-with-text]` in the namespace: stdout, or stderr as the error.
         pub fn nft(&self, args: &[&str], file_text: Option<&str>) -> Result<String, String> {
             let mut cmd = std::process::Command::new("ip");

@@ -104,6 +104,25 @@ enum Command {
         #[arg(long)]
         no_connections: bool,
     },
+    /// Print the rulesets a dataplane renders for a cluster scenario's nodes: `ipset save`,
+    /// `iptables-save` and nft text per node, beside the scenario's host firewalls.
+    Render {
+        /// A scenario file (with `cluster:`).
+        scenario: PathBuf,
+        /// calico-iptables, calico-nftables or flannel.
+        #[arg(long)]
+        dataplane: String,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// The scenario's name, when the file holds several.
+        #[arg(long)]
+        name: Option<String>,
+        /// Write `<node>.ipsets`, `<node>.iptables` and `<node>.nft` into this folder
+        /// instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
         /// The ruleset file (may start with an `ipset save` dump).
@@ -347,6 +366,19 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Render {
+            scenario,
+            dataplane,
+            node,
+            name,
+            out,
+        } => render_cmd(
+            &scenario,
+            &dataplane,
+            node.as_deref(),
+            name.as_deref(),
+            out.as_ref(),
+        ),
         Command::Trace {
             ruleset,
             ipsets,
@@ -482,4 +514,106 @@ fn main() -> ExitCode {
             Err(m) => usage_error(&m),
         },
     }
+}
+
+/// `fwsim render`.
+fn render_cmd(
+    path: &PathBuf,
+    dataplane: &str,
+    node: Option<&str>,
+    name: Option<&str>,
+    out: Option<&PathBuf>,
+) -> ExitCode {
+    use fwsim::render::Flavor;
+    let flavor = match dataplane {
+        "calico-iptables" => Flavor::CalicoIptables,
+        "calico-nftables" => Flavor::CalicoNftables,
+        "flannel" => Flavor::Flannel,
+        other => {
+            return usage_error(&format!(
+                "--dataplane: `{other}` renders nothing: expected calico-iptables, calico-nftables or flannel"
+            ))
+        }
+    };
+    let found = fwsim::scenario::discover(std::slice::from_ref(path));
+    for d in &found.errors {
+        eprintln!("{d}");
+    }
+    if !found.errors.is_empty() {
+        return ExitCode::from(2);
+    }
+    let mut chosen = None;
+    for doc in &found.docs {
+        match fwsim::scenario::load(doc) {
+            Err(errs) => {
+                for e in errs {
+                    eprintln!("{e}");
+                }
+                return ExitCode::from(2);
+            }
+            Ok(s) => {
+                let wanted = name.is_none_or(|n| n == s.name);
+                if wanted && matches!(s.body, fwsim::scenario::Body::Cluster { .. }) {
+                    chosen = Some(s);
+                    break;
+                }
+            }
+        }
+    }
+    let Some(s) = chosen else {
+        return usage_error(&format!(
+            "{}: no cluster scenario{} found",
+            path.display(),
+            name.map(|n| format!(" named `{n}`")).unwrap_or_default()
+        ));
+    };
+    let fwsim::scenario::Body::Cluster { cluster, hosts, .. } = &s.body else {
+        unreachable!("chosen for its cluster")
+    };
+    if let Some(n) = node {
+        if cluster.node(n).is_none() {
+            return usage_error(&format!("--node: the scenario has no node `{n}`"));
+        }
+    }
+    let rendered = match fwsim::render::render(cluster, flavor, hosts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: cannot render {dataplane}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return usage_error(&format!("cannot create {}: {e}", dir.display()));
+        }
+    }
+    for n in &rendered.nodes {
+        if node.is_some_and(|want| want != n.name) {
+            continue;
+        }
+        for (ext, what, text) in [
+            ("ipsets", "ipset save", &n.ipsets),
+            ("iptables", "iptables-save", &n.iptables),
+            ("nft", "nft list ruleset", &n.nft),
+        ] {
+            let Some(text) = text else { continue };
+            match out {
+                Some(dir) => {
+                    let file = dir.join(format!("{}.{ext}", n.name));
+                    if let Err(e) = std::fs::write(&file, text) {
+                        return usage_error(&format!("cannot write {}: {e}", file.display()));
+                    }
+                    println!("{}", file.display());
+                }
+                None => {
+                    println!("### node {}: {what}", n.name);
+                    print!("{text}");
+                    if !text.ends_with('\n') {
+                        println!();
+                    }
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
