@@ -26,6 +26,9 @@ struct Chain {
 #[derive(Clone, Debug, Default)]
 pub struct Tables {
     tables: IndexMap<String, IndexMap<String, Chain>>,
+    /// User chains the host firewall declared: a renderer touching one is a clash.
+    host_chains: Vec<(String, String)>,
+    clashes: Vec<String>,
 }
 
 impl Tables {
@@ -33,8 +36,32 @@ impl Tables {
         Tables::default()
     }
 
-    /// The chain, created (a built-in one with policy ACCEPT) when new.
+    /// A chain a renderer writes to (a clash when the host firewall has it).
     fn chain(&mut self, table: &str, chain: &str) -> &mut Chain {
+        if self
+            .host_chains
+            .iter()
+            .any(|(t, c)| t == table && c == chain)
+            && !self.clashes.iter().any(|c| c == chain)
+        {
+            self.clashes.push(chain.to_string());
+        }
+        self.chain_raw(table, chain)
+    }
+
+    /// Chains that both the host firewall and a renderer wrote to; Err names them.
+    pub fn check(&self) -> Result<(), String> {
+        if self.clashes.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "the host firewall has chains of the same name as rendered ones: {}",
+            self.clashes.join(", ")
+        ))
+    }
+
+    /// The chain, created (a built-in one with policy ACCEPT) when new.
+    fn chain_raw(&mut self, table: &str, chain: &str) -> &mut Chain {
         let t = self.tables.entry(table.to_string()).or_default();
         t.entry(chain.to_string()).or_insert_with(|| Chain {
             policy: builtin_chains(table)
@@ -81,7 +108,10 @@ impl Tables {
                         c.name, t.name
                     ));
                 }
-                let ch = self.chain(&t.name, &c.name);
+                if !builtin {
+                    self.host_chains.push((t.name.clone(), c.name.clone()));
+                }
+                let ch = self.chain_raw(&t.name, &c.name);
                 if let Some(p) = &c.policy {
                     if p != "-" {
                         ch.policy = Some(p.clone());
@@ -94,7 +124,7 @@ impl Tables {
                     .strip_prefix(&format!("-A {} ", r.chain))
                     .unwrap_or(&text)
                     .to_string();
-                self.chain(&t.name, &r.chain).rules.push(body);
+                self.chain_raw(&t.name, &r.chain).rules.push(body);
             }
         }
         Ok(())
@@ -170,9 +200,14 @@ mod tests {
         assert!(text.contains(":INPUT DROP [0:0]"), "{text}");
         // Read back by our own parser.
         crate::netfilter::read_ruleset(&text).unwrap();
-        // A clash of chain names is refused.
+        assert_eq!(t.check(), Ok(()));
+        // A clash of chain names is refused, whichever comes first.
         let mut t2 = Tables::new();
         t2.declare("filter", "ufw-in");
         assert!(t2.add_host(&host).is_err());
+        let mut t3 = Tables::new();
+        t3.add_host(&host).unwrap();
+        t3.push("filter", "ufw-in", "-j DROP");
+        assert!(t3.check().unwrap_err().contains("ufw-in"));
     }
 }

@@ -143,6 +143,9 @@ pub fn render(
             }
             Flavor::Flannel => flannel::render(cluster, &net, id, &mut tables)?,
         }
+        if let Some(h) = host {
+            tables.check().map_err(|e| format!("{}: {e}", h.origin))?;
+        }
         nodes.push(NodeRules {
             node: id,
             name: n.name.clone(),
