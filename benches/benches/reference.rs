@@ -14,6 +14,7 @@ fn reference(c: &mut Criterion) {
             namespaces: 100,
             pods: 5000,
             policies: 2000,
+            services: 0,
         },
     );
     c.bench_function("index 5000 pods 2000 policies", |b| {

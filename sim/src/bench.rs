@@ -43,6 +43,39 @@ pub enum BenchWhat {
     /// Packets per second through the netfilter interpreter (`netfilter::interp::walk`):
     /// linear INPUT chains of 1k, 10k and 100k rules and a Calico-like ruleset.
     Netfilter(NetfilterArgs),
+    /// Flows per second through the full cluster packet path of each rendered dataplane
+    /// (render, parse, then walk every node each flow crosses), on a generated cluster.
+    Dataplanes(DataplanesArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataplanesArgs {
+    /// Random seed of the generated cluster and flows (printed; replays exactly).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 50)]
+    pub nodes: usize,
+    #[arg(long, default_value_t = 40)]
+    pub namespaces: usize,
+    #[arg(long, default_value_t = 2000)]
+    pub pods: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub policies: usize,
+    #[arg(long, default_value_t = 100)]
+    pub services: usize,
+    /// Flows per dataplane (one in ten to a service).
+    #[arg(long, default_value_t = 5000)]
+    pub flows: usize,
+    /// Dataplanes (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "calico-iptables,calico-nftables,flannel"
+    )]
+    pub dataplanes: Vec<String>,
+    /// CSV file to append rows to (created with a header if missing).
+    #[arg(long, default_value = "reports/bench-dataplanes.csv")]
+    pub out: PathBuf,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -74,8 +107,10 @@ struct Row {
 }
 
 pub fn run(args: &BenchArgs) -> Result<String, String> {
-    if let Some(BenchWhat::Netfilter(n)) = &args.what {
-        return netfilter(n);
+    match &args.what {
+        Some(BenchWhat::Netfilter(n)) => return netfilter(n),
+        Some(BenchWhat::Dataplanes(d)) => return dataplanes(d),
+        None => {}
     }
     if args.namespaces == 0 || args.pods == 0 {
         return Err("--namespaces and --pods must be at least 1".into());
@@ -86,6 +121,7 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
         namespaces: args.namespaces,
         pods: args.pods,
         policies: args.policies,
+        services: 0,
     };
     let _ = writeln!(
         summary,
@@ -255,6 +291,165 @@ pub(crate) fn commit() -> String {
 }
 
 /// `fwsim bench netfilter`.
+/// `fwsim bench dataplanes`.
+fn dataplanes(args: &DataplanesArgs) -> Result<String, String> {
+    use crate::cluster::{Endpoint, Flow};
+    use crate::render::Flavor;
+    if args.namespaces == 0 || args.pods < 2 {
+        return Err("--namespaces must be at least 1 and --pods at least 2".into());
+    }
+    let mut summary = String::new();
+    let shape = ClusterShape {
+        nodes: args.nodes,
+        namespaces: args.namespaces,
+        pods: args.pods,
+        policies: args.policies,
+        services: args.services,
+    };
+    let _ = writeln!(
+        summary,
+        "seed {}: {} nodes, {} namespaces, {} pods, {} policies, {} services, {} flows per dataplane",
+        args.seed, args.nodes, args.namespaces, args.pods, args.policies, args.services, args.flows
+    );
+    let cluster = generate_cluster(args.seed, shape);
+    let reference = Reference::new(&cluster);
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0xf10e);
+    let n = cluster.pods.len() as u32;
+    const PORTS: [(u16, Protocol); 4] = [
+        (80, Protocol::Tcp),
+        (8080, Protocol::Tcp),
+        (9090, Protocol::Tcp),
+        (53, Protocol::Udp),
+    ];
+    let flows: Vec<Flow> = (0..args.flows)
+        .map(|_| {
+            let from = Endpoint::Pod(rng.random_range(0..n));
+            if !cluster.services.is_empty() && rng.random_range(0..10) == 0 {
+                let s = rng.random_range(0..cluster.services.len() as u32);
+                return Flow {
+                    from,
+                    to: Endpoint::Service(s),
+                    port: Some(80),
+                    protocol: Protocol::Tcp,
+                };
+            }
+            let (port, protocol) = PORTS[rng.random_range(0..PORTS.len())];
+            Flow {
+                from,
+                to: Endpoint::Pod(rng.random_range(0..n)),
+                port: Some(port),
+                protocol,
+            }
+        })
+        .collect();
+    let expected: Vec<_> = flows.iter().map(|f| reference.verdict(f)).collect();
+    let date = today();
+    let commit = commit();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if !args.out.exists() {
+        w.write_record([
+            "date",
+            "commit",
+            "seed",
+            "dataplane",
+            "nodes",
+            "pods",
+            "policies",
+            "services",
+            "rules",
+            "render_seconds",
+            "parse_seconds",
+            "flows",
+            "threads",
+            "seconds",
+            "flows_per_sec",
+            "agree",
+            "differ",
+            "inconclusive",
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    for name in &args.dataplanes {
+        let flavor = match name.as_str() {
+            "calico-iptables" => Flavor::CalicoIptables,
+            "calico-nftables" => Flavor::CalicoNftables,
+            "flannel" => Flavor::Flannel,
+            other => return Err(format!("unknown rendered dataplane `{other}`")),
+        };
+        let t = Instant::now();
+        let rendered =
+            crate::render::render(&cluster, flavor, &[]).map_err(|e| format!("{name}: {e}"))?;
+        let render_s = t.elapsed().as_secs_f64();
+        let rules: usize = rendered
+            .nodes
+            .iter()
+            .map(|n| {
+                n.iptables
+                    .as_deref()
+                    .map_or(0, |t| t.matches("\n-A ").count())
+                    + n.nft.as_deref().map_or(0, |t| t.lines().count())
+            })
+            .sum();
+        let t = Instant::now();
+        let path = crate::path::ClusterPath::new(&cluster, &rendered)
+            .map_err(|e| format!("{name}: {e}"))?;
+        let parse_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let results: Vec<Result<crate::reference::Verdict, String>> =
+            flows.par_iter().map(|f| path.flow(f).verdict).collect();
+        let secs = t.elapsed().as_secs_f64();
+        let (mut agree, mut differ, mut inconclusive) = (0usize, 0usize, 0usize);
+        for (r, want) in results.iter().zip(&expected) {
+            match r {
+                Ok(v) if v == want => agree += 1,
+                Ok(_) => differ += 1,
+                Err(_) => inconclusive += 1,
+            }
+        }
+        let threads = rayon::current_num_threads();
+        let _ = writeln!(
+            summary,
+            "{name}: rendered {rules} rules in {render_s:.2} s, parsed in {parse_s:.2} s; {} flows in {secs:.2} s on {threads} threads = {:.0} flows/s; vs reference: {agree} agree, {differ} differ, {inconclusive} inconclusive",
+            flows.len(),
+            flows.len() as f64 / secs
+        );
+        w.write_record([
+            date.clone(),
+            commit.clone(),
+            args.seed.to_string(),
+            name.clone(),
+            args.nodes.to_string(),
+            args.pods.to_string(),
+            args.policies.to_string(),
+            args.services.to_string(),
+            rules.to_string(),
+            format!("{render_s:.3}"),
+            format!("{parse_s:.3}"),
+            flows.len().to_string(),
+            threads.to_string(),
+            format!("{secs:.3}"),
+            format!("{:.0}", flows.len() as f64 / secs),
+            agree.to_string(),
+            differ.to_string(),
+            inconclusive.to_string(),
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&args.out)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    let _ = writeln!(summary, "rows appended to {}", args.out.display());
+    Ok(summary)
+}
+
 fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
     use crate::gen::bench_rulesets::{
         calico, calico_ipset, linear, CalicoShape, Expected, Generated,

@@ -22,6 +22,7 @@ fn shape() -> ClusterShape {
         namespaces: 6,
         pods: 60,
         policies: 25,
+        services: 0,
     }
 }
 

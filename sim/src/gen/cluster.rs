@@ -19,6 +19,9 @@ pub struct ClusterShape {
     pub namespaces: usize,
     pub pods: usize,
     pub policies: usize,
+    /// Services, each selecting one app of one namespace, port 80 to the pods' named port
+    /// `http` (cluster IPs from 10.96.0.0/16).
+    pub services: usize,
 }
 
 const APPS: [&str; 10] = [
@@ -191,6 +194,28 @@ pub fn generate_cluster(seed: u64, shape: ClusterShape) -> Cluster {
                     protocol: Protocol::Tcp,
                 },
             ],
+            site: site.clone(),
+        });
+    }
+    for i in 0..shape.services {
+        let ns = &ns_names[i % shape.namespaces];
+        let app = pick(&mut rng, &APPS);
+        b.service(crate::cluster::ServiceSpec {
+            namespace: ns.clone(),
+            name: format!("{app}-svc-{i}"),
+            cluster_ip: Some(IpAddr::V4(Ipv4Addr::new(
+                10,
+                96,
+                (i / 250) as u8,
+                (i % 250 + 1) as u8,
+            ))),
+            selector: Some(labels(&[("app", app)])),
+            ports: vec![crate::cluster::ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target: crate::cluster::TargetPort::Name("http".into()),
+                protocol: Protocol::Tcp,
+            }],
             site: site.clone(),
         });
     }
