@@ -399,11 +399,24 @@ fn dataplanes(args: &DataplanesArgs) -> Result<String, String> {
             flows.par_iter().map(|f| path.flow(f).verdict).collect();
         let secs = t.elapsed().as_secs_f64();
         let (mut agree, mut differ, mut inconclusive) = (0usize, 0usize, 0usize);
-        for (r, want) in results.iter().zip(&expected) {
-            match r {
-                Ok(v) if v == want => agree += 1,
-                Ok(_) => differ += 1,
-                Err(_) => inconclusive += 1,
+        let mut examples = String::new();
+        for ((r, want), f) in results.iter().zip(&expected).zip(&flows) {
+            let example = match r {
+                Ok(v) if v == want => {
+                    agree += 1;
+                    None
+                }
+                Ok(v) => {
+                    differ += 1;
+                    (differ <= 3).then(|| format!("{} vs reference {}", v.as_str(), want.as_str()))
+                }
+                Err(why) => {
+                    inconclusive += 1;
+                    (inconclusive <= 3).then(|| format!("inconclusive: {why}"))
+                }
+            };
+            if let Some(e) = example {
+                let _ = writeln!(examples, "  {}: {e}", f.display(&cluster));
             }
         }
         let threads = rayon::current_num_threads();
@@ -413,6 +426,7 @@ fn dataplanes(args: &DataplanesArgs) -> Result<String, String> {
             flows.len(),
             flows.len() as f64 / secs
         );
+        summary.push_str(&examples);
         w.write_record([
             date.clone(),
             commit.clone(),

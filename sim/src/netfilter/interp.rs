@@ -1628,10 +1628,17 @@ impl<'a> Run<'a> {
                 // hop; fwsim knows it when the destination is on one of the host's networks.
                 let dst = st.dst;
                 let own = self.host.and_then(|h| {
+                    let family = |a: &IpAddr| a.is_ipv4() == dst.is_ipv4();
                     let by_oif = st.oif.as_deref().and_then(|oif| {
                         h.iface_addrs
                             .iter()
-                            .find(|(i, a)| i == oif && a.is_ipv4() == dst.is_ipv4())
+                            .find(|(i, a)| i == oif && family(a))
+                            .or_else(|| {
+                                // An output device without an address of its own (a
+                                // Calico veth): inet_select_addr falls back to the first
+                                // device, in device order, with a global address.
+                                h.iface_addrs.iter().find(|(_, a)| family(a))
+                            })
                             .map(|(_, a)| *a)
                     });
                     by_oif.or_else(|| {
