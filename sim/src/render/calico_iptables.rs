@@ -1235,6 +1235,68 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn many_ports_stacked_policies_and_any_namespace() {
+        // 20 separate ports: more than one multiport match of 15.
+        let ports: Vec<PortMatch> = (0..20).map(|i| tcp(100 + 2 * i)).collect();
+        let c = cluster(vec![
+            (
+                "x",
+                "many-ports",
+                sel(&[("app", "server")]),
+                Some(vec![Rule {
+                    peers: Some(vec![pods_peer(None, Some(sel(&[("app", "client")])))]),
+                    ports: Some(ports),
+                }]),
+                None,
+            ),
+            // A second policy on the same pod: the allowed traffic is the union.
+            (
+                "x",
+                "clients-anywhere",
+                sel(&[("app", "server")]),
+                Some(vec![Rule {
+                    peers: Some(vec![pods_peer(
+                        Some(Selector::default()),
+                        Some(sel(&[("app", "client")])),
+                    )]),
+                    ports: Some(vec![tcp(8080)]),
+                }]),
+                None,
+            ),
+        ]);
+        let r = rendered(&c);
+        // Felix's split: 15 ports, then the other 5, each setting the block's mark bit.
+        let text = r[0].nodes[0].iptables.as_deref().unwrap();
+        assert!(
+            text.contains("-p tcp -m multiport --dports 100,102,104,106,108,110,112,114,116,118,120,122,124,126,128 -j MARK --set-xmark 0x80000/0x80000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-p tcp -m multiport --dports 130,132,134,136,138 -j MARK --set-xmark 0x80000/0x80000"),
+            "{text}"
+        );
+        for (src, port, want) in [
+            ("x/client", 100, Accept),
+            ("x/client", 128, Accept),
+            ("x/client", 130, Accept),
+            ("x/client", 138, Accept),
+            ("x/client", 139, Drop),
+            ("x/client", 140, Drop),
+            ("y/client", 138, Drop),
+            ("y/client", 8080, Accept),
+            ("x/client", 8080, Accept),
+            ("y/far", 8080, Drop),
+            ("z/free", 8080, Drop),
+        ] {
+            assert_eq!(
+                fate(&c, &r, src, "x/server", &probe(Protocol::Tcp, port)),
+                want,
+                "{src} {port}"
+            );
+        }
+    }
+
+    #[test]
     fn default_deny_egress_isolates_egress_only() {
         let c = cluster(vec![(
             "x",
