@@ -106,7 +106,7 @@ pub fn profile_chain(profile: &str, dir: Direction) -> String {
 }
 
 /// Felix's `SplitPortList`: multiport takes 15 ports, a range counting as two.
-fn split_ports(ports: &[(u16, u16)]) -> Vec<String> {
+pub fn split_ports(ports: &[(u16, u16)]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut cur: Vec<String> = Vec::new();
     let mut weight = 0;
@@ -742,7 +742,8 @@ pub fn render(
 #[cfg(test)]
 pub(crate) mod tests {
     //! Verdicts written from the Kubernetes NetworkPolicy documentation, checked by walking
-    //! packets through the rendered text with fwsim's own parser and interpreter.
+    //! packets through the rendered text with fwsim's own parser and interpreter, for both
+    //! felix dataplanes (calico-iptables and calico-nftables), which must agree.
 
     use super::super::{render as render_all, Flavor, Rendered};
     use crate::cluster::{
@@ -877,6 +878,12 @@ pub(crate) mod tests {
         r.nodes
             .iter()
             .map(|n| {
+                if let Some(text) = n.nft.as_deref() {
+                    let rs = crate::netfilter::read_ruleset(text)
+                        .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+                    assert!(rs.unsupported().is_empty(), "{:?}", rs.unsupported());
+                    return rs;
+                }
                 let text = n.iptables.as_deref().unwrap();
                 let mut rs = crate::netfilter::read_ruleset(text)
                     .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
@@ -959,21 +966,36 @@ pub(crate) mod tests {
         }
     }
 
-    fn fate(c: &Cluster, r: &Rendered, src: &str, dst: &str, p: &Probe) -> Fate {
-        let rs = rulesets(r);
-        let walk = |node: usize, pkt: &Packet| {
-            let host = r.net.host(node as u32);
-            let w = walk_on(&rs[node], pkt, Some(&host));
-            if let Fate::Inconclusive(why) = &w.fate {
-                panic!("inconclusive: {why}\n{pkt}");
-            }
-            w.fate
-        };
-        fate_with(c, r, &walk, src, dst, p)
+    /// The fate on every flavor rendered; they must agree.
+    fn fate(c: &Cluster, rs: &[Rendered], src: &str, dst: &str, p: &Probe) -> Fate {
+        let fates: Vec<Fate> = rs
+            .iter()
+            .map(|r| {
+                let sets = rulesets(r);
+                let walk = |node: usize, pkt: &Packet| {
+                    let host = r.net.host(node as u32);
+                    let w = walk_on(&sets[node], pkt, Some(&host));
+                    if let Fate::Inconclusive(why) = &w.fate {
+                        panic!("{:?}: inconclusive: {why}\n{pkt}", r.flavor);
+                    }
+                    w.fate
+                };
+                fate_with(c, r, &walk, src, dst, p)
+            })
+            .collect();
+        assert!(
+            fates.iter().all(|f| *f == fates[0]),
+            "{src} -> {dst}: the flavors disagree: {fates:?}"
+        );
+        fates[0].clone()
     }
 
-    fn rendered(c: &Cluster) -> Rendered {
-        render_all(c, Flavor::CalicoIptables, &[]).unwrap()
+    /// The cluster rendered as felix's iptables and as its nftables dataplane.
+    fn rendered(c: &Cluster) -> Vec<Rendered> {
+        [Flavor::CalicoIptables, Flavor::CalicoNftables]
+            .into_iter()
+            .map(|f| render_all(c, f, &[]).unwrap())
+            .collect()
     }
 
     fn pods_peer(ns: Option<Selector>, pods: Option<Selector>) -> Peer {
@@ -1213,6 +1235,68 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn many_ports_stacked_policies_and_any_namespace() {
+        // 20 separate ports: more than one multiport match of 15.
+        let ports: Vec<PortMatch> = (0..20).map(|i| tcp(100 + 2 * i)).collect();
+        let c = cluster(vec![
+            (
+                "x",
+                "many-ports",
+                sel(&[("app", "server")]),
+                Some(vec![Rule {
+                    peers: Some(vec![pods_peer(None, Some(sel(&[("app", "client")])))]),
+                    ports: Some(ports),
+                }]),
+                None,
+            ),
+            // A second policy on the same pod: the allowed traffic is the union.
+            (
+                "x",
+                "clients-anywhere",
+                sel(&[("app", "server")]),
+                Some(vec![Rule {
+                    peers: Some(vec![pods_peer(
+                        Some(Selector::default()),
+                        Some(sel(&[("app", "client")])),
+                    )]),
+                    ports: Some(vec![tcp(8080)]),
+                }]),
+                None,
+            ),
+        ]);
+        let r = rendered(&c);
+        // Felix's split: 15 ports, then the other 5, each setting the block's mark bit.
+        let text = r[0].nodes[0].iptables.as_deref().unwrap();
+        assert!(
+            text.contains("-p tcp -m multiport --dports 100,102,104,106,108,110,112,114,116,118,120,122,124,126,128 -j MARK --set-xmark 0x80000/0x80000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-p tcp -m multiport --dports 130,132,134,136,138 -j MARK --set-xmark 0x80000/0x80000"),
+            "{text}"
+        );
+        for (src, port, want) in [
+            ("x/client", 100, Accept),
+            ("x/client", 128, Accept),
+            ("x/client", 130, Accept),
+            ("x/client", 138, Accept),
+            ("x/client", 139, Drop),
+            ("x/client", 140, Drop),
+            ("y/client", 138, Drop),
+            ("y/client", 8080, Accept),
+            ("x/client", 8080, Accept),
+            ("y/far", 8080, Drop),
+            ("z/free", 8080, Drop),
+        ] {
+            assert_eq!(
+                fate(&c, &r, src, "x/server", &probe(Protocol::Tcp, port)),
+                want,
+                "{src} {port}"
+            );
+        }
+    }
+
+    #[test]
     fn default_deny_egress_isolates_egress_only() {
         let c = cluster(vec![(
             "x",
@@ -1241,7 +1325,7 @@ pub(crate) mod tests {
             None,
         )]);
         let r = rendered(&c);
-        for n in &r.nodes {
+        for n in &r[0].nodes {
             let sets = n.ipsets.as_deref().unwrap();
             for l in sets.lines() {
                 let name = l.split_whitespace().nth(1).unwrap();
@@ -1256,19 +1340,48 @@ pub(crate) mod tests {
         }
         // Deterministic.
         let again = rendered(&c);
-        assert_eq!(r.nodes[0].iptables, again.nodes[0].iptables);
-        assert_eq!(r.nodes[0].ipsets, again.nodes[0].ipsets);
+        for (a, b) in r.iter().zip(&again) {
+            for (x, y) in a.nodes.iter().zip(&b.nodes) {
+                assert_eq!(x.iptables, y.iptables);
+                assert_eq!(x.ipsets, y.ipsets);
+                assert_eq!(x.nft, y.nft);
+            }
+        }
     }
 
-    /// Walk one packet on one node; inconclusive fails the test.
-    fn walk_node(r: &Rendered, node: u32, pkt: &Packet) -> crate::netfilter::interp::Walk {
-        let rs = rulesets(r);
-        let host = r.net.host(node);
-        let w = walk_on(&rs[node as usize], pkt, Some(&host));
-        if let Fate::Inconclusive(why) = &w.fate {
-            panic!("inconclusive: {why}\n{pkt}");
+    /// Walk one packet on one node, on every flavor; inconclusive fails the test.
+    fn walk_node(rs: &[Rendered], node: u32, pkt: &Packet) -> Vec<crate::netfilter::interp::Walk> {
+        rs.iter()
+            .map(|r| {
+                let sets = rulesets(r);
+                let host = r.net.host(node);
+                let w = walk_on(&sets[node as usize], pkt, Some(&host));
+                if let Fate::Inconclusive(why) = &w.fate {
+                    panic!("{:?}: inconclusive: {why}\n{pkt}", r.flavor);
+                }
+                w
+            })
+            .collect()
+    }
+
+    /// The fate of one packet on one node, the same on every flavor.
+    fn node_fate(rs: &[Rendered], node: u32, pkt: &Packet) -> Fate {
+        let ws = walk_node(rs, node, pkt);
+        for w in &ws {
+            assert_eq!(
+                w.fate, ws[0].fate,
+                "the flavors disagree on {pkt}:\n{w}\n{}",
+                ws[0]
+            );
         }
-        w
+        ws[0].fate.clone()
+    }
+
+    /// Whether a walk went through a masquerade rule that matched.
+    fn masqueraded(w: &crate::netfilter::interp::Walk) -> bool {
+        w.trace.iter().any(|s| {
+            s.text.to_ascii_lowercase().contains("masquerade") && s.effect.starts_with("match")
+        })
     }
 
     fn packet(src: &str, dst: &str, protocol: Protocol, dport: u16, hook: Hook) -> Packet {
@@ -1296,7 +1409,7 @@ pub(crate) mod tests {
             Some(vec![]),
         )]);
         let r = rendered(&c);
-        let iface = |pod: &str| r.net.pod_iface[c.pod(pod).unwrap() as usize].clone();
+        let iface = |pod: &str| r[0].net.pod_iface[c.pod(pod).unwrap() as usize].clone();
         // The node itself to a local pod isolated for ingress: allowed (the Kubernetes
         // docs: a pod cannot block access from its resident node).
         let mut p = packet(
@@ -1307,7 +1420,7 @@ pub(crate) mod tests {
             Hook::Output,
         );
         p.oif = Some(iface("x/server"));
-        assert_eq!(walk_node(&r, 0, &p).fate, Fate::Accept);
+        assert_eq!(node_fate(&r, 0, &p), Fate::Accept);
         // A pod no policy selects, to its node: its egress is open, then felix's
         // DefaultEndpointToHostAction (ACCEPT).
         let mut p = packet(
@@ -1318,7 +1431,7 @@ pub(crate) mod tests {
             Hook::Input,
         );
         p.iif = Some(iface("z/free"));
-        assert_eq!(walk_node(&r, 0, &p).fate, Fate::Accept);
+        assert_eq!(node_fate(&r, 0, &p), Fate::Accept);
         // Felix: an egress-isolated pod's policy applies to traffic to its own node too.
         let mut p = packet(
             "10.244.1.11",
@@ -1328,16 +1441,16 @@ pub(crate) mod tests {
             Hook::Input,
         );
         p.iif = Some(iface("x/client"));
-        assert_eq!(walk_node(&r, 0, &p).fate, Fate::Drop);
+        assert_eq!(node_fate(&r, 0, &p), Fate::Drop);
         // IPIP from another node is accepted; from anyone else dropped.
         let mut p = packet("192.168.0.2", "192.168.0.1", Protocol::Tcp, 0, Hook::Input);
         p.protocol = 4;
         p.dport = None;
         p.sport = None;
         p.iif = Some("eth0".into());
-        assert_eq!(walk_node(&r, 0, &p).fate, Fate::Accept);
+        assert_eq!(node_fate(&r, 0, &p), Fate::Accept);
         p.src = "203.0.113.9".parse().unwrap();
-        assert_eq!(walk_node(&r, 0, &p).fate, Fate::Drop);
+        assert_eq!(node_fate(&r, 0, &p), Fate::Drop);
         // natOutgoing: a pod to an address outside the pool is masqueraded, to a pod not.
         let out = probe(Protocol::Tcp, 443);
         let mut p = packet(
@@ -1349,14 +1462,10 @@ pub(crate) mod tests {
         );
         p.iif = Some(iface("z/free"));
         p.oif = Some("eth0".into());
-        let w = walk_node(&r, 0, &p);
-        assert_eq!(w.fate, Fate::Accept);
-        assert!(
-            w.trace
-                .iter()
-                .any(|s| s.text.contains("MASQUERADE") && s.effect.starts_with("match")),
-            "{w}"
-        );
+        for w in walk_node(&r, 0, &p) {
+            assert_eq!(w.fate, Fate::Accept);
+            assert!(masqueraded(&w), "{w}");
+        }
         let mut p = packet(
             "10.244.1.13",
             "10.244.2.10",
@@ -1366,14 +1475,10 @@ pub(crate) mod tests {
         );
         p.iif = Some(iface("z/free"));
         p.oif = Some("tunl0".into());
-        let w = walk_node(&r, 0, &p);
-        assert_eq!(w.fate, Fate::Accept);
-        assert!(
-            !w.trace
-                .iter()
-                .any(|s| s.text.contains("MASQUERADE") && s.effect.starts_with("match")),
-            "{w}"
-        );
+        for w in walk_node(&r, 0, &p) {
+            assert_eq!(w.fate, Fate::Accept);
+            assert!(!masqueraded(&w), "{w}");
+        }
         assert_eq!(fate(&c, &r, "z/free", "y/far", &out), Fate::Accept);
         // The node to a remote pod through tunl0: masqueraded to the tunnel's address.
         let mut p = packet(
@@ -1384,14 +1489,10 @@ pub(crate) mod tests {
             Hook::Output,
         );
         p.oif = Some("tunl0".into());
-        let w = walk_node(&r, 0, &p);
-        assert_eq!(w.fate, Fate::Accept);
-        assert!(
-            w.trace.iter().any(|s| s.chain == "cali-POSTROUTING"
-                && s.text.contains("MASQUERADE")
-                && s.effect.starts_with("match")),
-            "{w}"
-        );
+        for w in walk_node(&r, 0, &p) {
+            assert_eq!(w.fate, Fate::Accept);
+            assert!(masqueraded(&w), "{w}");
+        }
         // Felix drops VXLAN- and IPIP-looking packets from every workload, whatever the
         // policies say (AllowVXLANPacketsFromWorkloads defaults to false).
         assert_eq!(
@@ -1415,7 +1516,10 @@ pub(crate) mod tests {
         )]);
         c.overlay = Some(crate::cluster::Overlay::Vxlan);
         let r = rendered(&c);
-        assert_eq!(r.net.nodes[1].tunnel_dev.as_deref(), Some("vxlan.calico"));
+        assert_eq!(
+            r[0].net.nodes[1].tunnel_dev.as_deref(),
+            Some("vxlan.calico")
+        );
         let http = probe(Protocol::Tcp, 9090);
         assert_eq!(fate(&c, &r, "z/free", "y/far", &http), Fate::Drop);
         assert_eq!(fate(&c, &r, "z/free", "x/server", &http), Fate::Accept);
@@ -1427,10 +1531,9 @@ pub(crate) mod tests {
             Hook::Input,
         );
         p.iif = Some("eth0".into());
-        let w = walk_node(&r, 1, &p);
-        assert_eq!(w.fate, Fate::Accept, "{w}");
+        assert_eq!(node_fate(&r, 1, &p), Fate::Accept);
         p.src = "203.0.113.9".parse().unwrap();
-        assert_eq!(walk_node(&r, 1, &p).fate, Fate::Drop);
+        assert_eq!(node_fate(&r, 1, &p), Fate::Drop);
     }
 
     /// The port of the upstream Kubernetes e2e suite (scenarios/k8s-e2e): every pod-to-pod
@@ -1453,64 +1556,66 @@ pub(crate) mod tests {
             else {
                 continue;
             };
-            let r = rendered(cluster);
-            let rs = rulesets(&r);
-            let walk = |node: usize, pkt: &Packet| {
-                let host = r.net.host(node as u32);
-                let w = walk_on(&rs[node], pkt, Some(&host));
-                if let Fate::Inconclusive(why) = &w.fate {
-                    panic!("{}: inconclusive: {why}\n{pkt}", sc.name);
-                }
-                w.fate
-            };
-            for e in expects {
-                let ExpectKind::Matrix {
-                    port,
-                    protocol,
-                    rows,
-                    cols,
-                    cells,
-                } = &e.kind
-                else {
-                    continue;
+            for r in rendered(cluster) {
+                let rs = rulesets(&r);
+                let walk = |node: usize, pkt: &Packet| {
+                    let host = r.net.host(node as u32);
+                    let w = walk_on(&rs[node], pkt, Some(&host));
+                    if let Fate::Inconclusive(why) = &w.fate {
+                        panic!("{} {:?}: inconclusive: {why}\n{pkt}", sc.name, r.flavor);
+                    }
+                    w.fate
                 };
-                let except = e
-                    .except
-                    .iter()
-                    .find(|(d, _)| *d == Dataplane::CalicoIptables)
-                    .map(|(_, v)| *v);
-                for cell in cells {
-                    let (Endpoint::Pod(a), Endpoint::Pod(b)) = (&rows[cell.row], &cols[cell.col])
+                for e in expects {
+                    let ExpectKind::Matrix {
+                        port,
+                        protocol,
+                        rows,
+                        cols,
+                        cells,
+                    } = &e.kind
                     else {
                         continue;
                     };
-                    if a == b {
-                        continue; // a pod to itself never crosses the host
-                    }
-                    let want = match (except, &cell.expected) {
-                        (_, Cell::Unchecked) => continue,
-                        (Some(v), _) => v == crate::reference::Verdict::Allow,
-                        (None, Cell::Allow) => true,
-                        (None, Cell::Deny) => false,
-                    };
-                    let pr = Probe {
-                        protocol: *protocol,
-                        dport: port.unwrap_or(0),
-                        ct: CtState::New,
-                    };
-                    let (src, dst) = (cluster.pod_name(*a), cluster.pod_name(*b));
-                    let got = fate_with(cluster, &r, &walk, &src, &dst, &pr) == Fate::Accept;
-                    checked += 1;
-                    if got != want {
-                        wrong.push(format!(
-                            "{}: {src} -> {dst} {:?}/{:?}: want {want}, got {got}",
-                            sc.name, protocol, port
-                        ));
+                    let except = e
+                        .except
+                        .iter()
+                        .find(|(d, _)| *d == Dataplane::CalicoIptables)
+                        .map(|(_, v)| *v);
+                    for cell in cells {
+                        let (Endpoint::Pod(a), Endpoint::Pod(b)) =
+                            (&rows[cell.row], &cols[cell.col])
+                        else {
+                            continue;
+                        };
+                        if a == b {
+                            continue; // a pod to itself never crosses the host
+                        }
+                        let want = match (except, &cell.expected) {
+                            (_, Cell::Unchecked) => continue,
+                            (Some(v), _) => v == crate::reference::Verdict::Allow,
+                            (None, Cell::Allow) => true,
+                            (None, Cell::Deny) => false,
+                        };
+                        let pr = Probe {
+                            protocol: *protocol,
+                            dport: port.unwrap_or(0),
+                            ct: CtState::New,
+                        };
+                        let (src, dst) = (cluster.pod_name(*a), cluster.pod_name(*b));
+                        let got = fate_with(cluster, &r, &walk, &src, &dst, &pr) == Fate::Accept;
+                        checked += 1;
+                        if got != want {
+                            wrong.push(format!(
+                                "{} {:?}: {src} -> {dst} {:?}/{:?}: want {want}, got {got}",
+                                sc.name, r.flavor, protocol, port
+                            ));
+                        }
                     }
                 }
             }
         }
-        assert!(checked > 1000, "{checked}");
+        assert!(checked > 2000, "{checked}");
         assert!(
             wrong.is_empty(),
             "{} of {checked}:\n{}",
