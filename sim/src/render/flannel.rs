@@ -1,6 +1,6 @@
 //! Flannel's iptables rules, as flanneld (iptables mode, `--ip-masq`, the kube-flannel
 //! manifest's default) writes them: flannel-io/flannel `pkg/trafficmngr/iptables/iptables.go`,
-//! functions `masqRules` and `forwardRules` (docs/dataplanes-kube-proxy-flannel.md).
+//! functions `masqRules` and `forwardRules` (docs/dataplanes.md).
 //!
 //! Contract:
 //! - Two chains: filter `FLANNEL-FWD` (accepts forwarded traffic from and to the flannel

@@ -1,5 +1,5 @@
 //! kube-proxy's iptables mode: the rules one node's kube-proxy writes for the cluster's
-//! Services (docs/netfilter-semantics.md §10, K1–K10; docs/dataplanes-kube-proxy-flannel.md).
+//! Services (docs/netfilter-semantics.md §10, K1–K10; docs/dataplanes.md).
 //!
 //! Contract:
 //! - Every node gets the same rules: fwsim models ClusterIP services with the `Cluster`

@@ -177,7 +177,6 @@ mod tests {
     /// with `ipset restore`, iptables rules with `iptables-restore` (legacy), nft text with
     /// `nft -f`, each in a fresh network namespace. Skipped without root or the tools.
     #[test]
-    #[ignore = "until the renderers land (this session's merge removes it)"]
     fn rendered_rulesets_load_in_the_kernel() {
         let Some(ns) = crate::testing::Netns::new("render") else {
             return;
@@ -210,10 +209,10 @@ mod tests {
                     let what = format!("{} {flavor:?} node {}", s.name, n.name);
                     // A clean slate: no rules, no sets.
                     let _ = ns.nft(&["flush", "ruleset"], None);
-                    let _ = ns.run(&["iptables-legacy", "-F"], None);
-                    let _ = ns.run(&["iptables-legacy", "-t", "nat", "-F"], None);
-                    let _ = ns.run(&["iptables-legacy", "-X"], None);
-                    let _ = ns.run(&["iptables-legacy", "-t", "nat", "-X"], None);
+                    for table in ["raw", "mangle", "nat", "filter"] {
+                        let _ = ns.run(&["iptables-legacy", "-t", table, "-F"], None);
+                        let _ = ns.run(&["iptables-legacy", "-t", table, "-X"], None);
+                    }
                     let _ = ns.run(&["ipset", "destroy"], None);
                     if let Some(sets) = &n.ipsets {
                         ns.run(&["ipset", "restore"], Some(sets))
