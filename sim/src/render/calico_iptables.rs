@@ -317,6 +317,7 @@ pub fn render(
     cluster: &Cluster,
     net: &ClusterNet,
     node: NodeId,
+    policies: &[calico::CalicoPolicy],
     t: &mut Tables,
 ) -> Result<String, RenderError> {
     let n = &net.nodes[node as usize];
@@ -327,7 +328,6 @@ pub fn render(
         )
         .into());
     }
-    let policies = calico::convert(cluster);
     let local = local_pods(cluster, net, node);
     let mut sets = Sets::default();
 

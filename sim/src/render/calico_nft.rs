@@ -307,7 +307,12 @@ fn endpoint_chain(policies: &[&CalicoPolicy], profile: &str, dir: Direction) -> 
 }
 
 /// The node's `table ip calico`, as nft text.
-pub fn render(cluster: &Cluster, net: &ClusterNet, node: NodeId) -> Result<String, RenderError> {
+pub fn render(
+    cluster: &Cluster,
+    net: &ClusterNet,
+    node: NodeId,
+    policies: &[calico::CalicoPolicy],
+) -> Result<String, RenderError> {
     let n = &net.nodes[node as usize];
     if !cluster.nodes[node as usize].ip.is_ipv4() {
         return Err(format!(
@@ -316,7 +321,6 @@ pub fn render(cluster: &Cluster, net: &ClusterNet, node: NodeId) -> Result<Strin
         )
         .into());
     }
-    let policies = calico::convert(cluster);
     let local = local_pods(cluster, net, node);
     let mut sets = Sets::default();
     let mut c = Chains::default();

@@ -99,6 +99,11 @@ pub fn render(
     hosts: &[HostFirewall],
 ) -> Result<Rendered, RenderError> {
     let net = ClusterNet::new(cluster, flavor.cni());
+    // libcalico-go's conversion, once for every node.
+    let policies = match flavor.cni() {
+        Cni::Calico => calico::convert(cluster),
+        Cni::Flannel => Vec::new(),
+    };
     let mut nodes = Vec::new();
     for (id, n) in cluster.nodes.iter().enumerate() {
         let id = id as NodeId;
@@ -136,10 +141,16 @@ pub fn render(
         let mut ipsets = None;
         match flavor {
             Flavor::CalicoIptables => {
-                ipsets = Some(calico_iptables::render(cluster, &net, id, &mut tables)?);
+                ipsets = Some(calico_iptables::render(
+                    cluster,
+                    &net,
+                    id,
+                    &policies,
+                    &mut tables,
+                )?);
             }
             Flavor::CalicoNftables => {
-                nft_text.push_str(&calico_nft::render(cluster, &net, id)?);
+                nft_text.push_str(&calico_nft::render(cluster, &net, id, &policies)?);
             }
             Flavor::Flannel => flannel::render(cluster, &net, id, &mut tables)?,
         }
