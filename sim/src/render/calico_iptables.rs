@@ -700,7 +700,7 @@ pub fn render(
             (Direction::Ingress, "cali-tw-"),
             (Direction::Egress, "cali-fw-"),
         ] {
-            let pols = calico::policies_for(&policies, p, dir);
+            let pols = calico::policies_for(policies, p, dir);
             for q in &pols {
                 if !active.iter().any(|a| std::ptr::eq(*a, *q)) {
                     active.push(q);

@@ -704,7 +704,7 @@ pub fn render(
             (Direction::Ingress, "filter-cali-tw-"),
             (Direction::Egress, "filter-cali-fw-"),
         ] {
-            let pols = calico::policies_for(&policies, p, dir);
+            let pols = calico::policies_for(policies, p, dir);
             for q in &pols {
                 if !active.iter().any(|a| std::ptr::eq(*a, *q)) {
                     active.push(q);
