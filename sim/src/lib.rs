@@ -8,11 +8,13 @@
 pub mod bench;
 pub mod cluster;
 pub mod diag;
+pub mod divergence;
 pub mod fuzzing;
 pub mod gen;
 pub mod kernel;
 pub mod netfilter;
 pub mod path;
+pub mod planted;
 pub mod reference;
 pub mod render;
 pub mod report;

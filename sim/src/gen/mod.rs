@@ -6,6 +6,7 @@
 //! of Rust (ChaCha8, no hash-ordered iteration).
 
 pub mod bench_rulesets;
+pub mod case;
 mod cluster;
 pub mod ruleset;
 

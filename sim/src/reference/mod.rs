@@ -15,6 +15,8 @@
 //!   direction in its effective policyTypes (see `syntax::k8s` for the defaults).
 //! - A pod-to-pod connection needs the source's egress and the destination's ingress.
 //! - Traffic from a pod to itself, and between a pod and its own node, is always allowed.
+//!   A pod reaching itself through a service (hairpin) is policed: the packet leaves the
+//!   pod's network namespace (choice; the upstream e2e suite leaves these cells unchecked).
 //!   Other node addresses and external addresses are plain IPs: only `ipBlock` matches them.
 //!   Flows between two non-pod endpoints are not policed (allowed).
 //! - A named port resolves on the pod the traffic is sent to: for ingress the selected pod,
@@ -322,6 +324,31 @@ impl<'c> Reference<'c> {
         }
     }
 
+    /// A connection through a service to its endpoint `pod`. A pod that reaches itself
+    /// through a service (hairpin) is policed like any pod-to-pod connection, with itself
+    /// as the peer: the packet leaves the pod's network namespace and comes back.
+    fn direct_via_service(
+        &self,
+        from: &Endpoint,
+        pod: PodId,
+        port: Option<u16>,
+        protocol: Protocol,
+        full: bool,
+    ) -> Direct {
+        if *from != Endpoint::Pod(pod) {
+            return self.direct(from, &Endpoint::Pod(pod), port, protocol, full);
+        }
+        let egress = self.side(pod, Direction::Egress, Other::Pod(pod), port, protocol);
+        let ingress = (full || egress.allows())
+            .then(|| self.side(pod, Direction::Ingress, Other::Pod(pod), port, protocol));
+        Direct {
+            allowed: egress.allows() && ingress.is_none_or(|s| s.allows()),
+            special: None,
+            egress: Some(egress),
+            ingress,
+        }
+    }
+
     /// The fast path: may pod `src` open a connection to pod `dst` on port/protocol?
     #[inline]
     pub fn pod_to_pod(
@@ -357,9 +384,9 @@ impl<'c> Reference<'c> {
                         };
                         // A pod without the named target port is not an endpoint of this port.
                         if let Some(t) = target {
-                            let d = self.direct(
+                            let d = self.direct_via_service(
                                 &flow.from,
-                                &Endpoint::Pod(pod),
+                                pod,
                                 Some(t),
                                 flow.protocol,
                                 full,

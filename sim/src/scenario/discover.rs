@@ -102,3 +102,28 @@ pub fn discover(paths: &[PathBuf]) -> Discovered {
     }
     out
 }
+
+/// The scenario documents of a text, as if read from a file named `name` (generated
+/// scenarios: the fuzzers load them through the same path as files). Paths inside resolve
+/// against the current folder.
+pub fn discover_text(name: &str, text: &str) -> Discovered {
+    let mut out = Discovered::default();
+    let file = Arc::new(PathBuf::from(name));
+    match yaml::parse_documents(text) {
+        Ok(nodes) => {
+            for node in nodes {
+                if node.get("kind").and_then(Node::as_str) == Some("Scenario") {
+                    out.docs.push(ScenarioDoc {
+                        file: file.clone(),
+                        node,
+                    });
+                }
+            }
+        }
+        Err(e) => out.errors.push(Diagnostic::error(
+            Site::new(&file, e.loc.unwrap_or_default()),
+            e.message,
+        )),
+    }
+    out
+}

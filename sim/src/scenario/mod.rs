@@ -13,7 +13,7 @@ mod load;
 mod model;
 
 pub use dataplane::Dataplane;
-pub use discover::{discover, Discovered, ScenarioDoc};
+pub use discover::{discover, discover_text, Discovered, ScenarioDoc};
 pub use evaluate::{evaluate, observed_cell, Divergence, MatrixReport, ResultRow, ScenarioResult};
 pub use load::{header as header_of_doc, load, packet_from_args, ScenarioHeader};
 pub use model::{Body, Expect, ExpectKind, MatrixCell, PacketExpect, PacketVerdict, Scenario};

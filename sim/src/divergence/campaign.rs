@@ -1,0 +1,1 @@
+//! The campaign driver (to come).

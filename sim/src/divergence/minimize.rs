@@ -1,0 +1,1 @@
+//! The minimizer (to come).
