@@ -142,6 +142,24 @@ pub struct Case {
     pub services: Vec<GService>,
     pub policies: Vec<GPolicy>,
     pub flows: Vec<GFlow>,
+    /// Every node runs a hardened host firewall (INPUT policy DROP, see
+    /// [`hardened_firewall`]).
+    pub hardened: bool,
+}
+
+/// A hardened node firewall: INPUT drops what it does not accept (loopback, established,
+/// ICMP, SSH, the kubelet from the node network). With `accept_tunnels` it also accepts
+/// IPIP and VXLAN from the node network itself, as it must beside a CNI whose own accepts
+/// are not final (an nftables CNI); without, it relies on the CNI's inserted accepts.
+pub fn hardened_firewall(accept_tunnels: bool) -> String {
+    let mut t = String::from(
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A INPUT -p icmp -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -s 192.168.0.0/24 -p tcp -m tcp --dport 10250 -j ACCEPT\n",
+    );
+    if accept_tunnels {
+        t.push_str("-A INPUT -s 192.168.0.0/24 -p 4 -j ACCEPT\n-A INPUT -s 192.168.0.0/24 -p udp -m udp --dport 4789 -j ACCEPT\n-A INPUT -s 192.168.0.0/24 -p udp -m udp --dport 8472 -j ACCEPT\n");
+    }
+    t.push_str("COMMIT\n");
+    t
 }
 
 const NAMESPACES: [&str; 3] = ["x", "y", "z"];
@@ -252,6 +270,7 @@ impl Case {
             services,
             policies: Vec::new(),
             flows: Vec::new(),
+            hardened: false,
         };
         let mut edges = Edges::default();
         for i in 0..src.below(4) {
@@ -263,6 +282,7 @@ impl Case {
                 spec,
             });
         }
+        case.hardened = src.one_in(4);
         for _ in 0..4 + src.below(9) {
             if let Some(f) = case.flow(src, &edges) {
                 if !case.flows.contains(&f) {
