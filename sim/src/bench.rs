@@ -260,7 +260,7 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
 }
 
 /// Today's date (UTC), from the system clock: `YYYY-MM-DD`.
-pub(crate) fn today() -> String {
+pub fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -278,7 +278,7 @@ pub(crate) fn today() -> String {
 }
 
 /// The checked-out commit, or `unknown` outside a git work tree.
-pub(crate) fn commit() -> String {
+pub fn commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()

@@ -123,6 +123,44 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Hunt for divergences: generated clusters, policies and flows (or rulesets and
+    /// probes) on every core, each finding minimized and written as a scenario into
+    /// reports/divergences/. Exit 1 when anything was found.
+    Fuzz {
+        /// Targets (comma-separated): calico-iptables, calico-nftables, iptables-vs-nft,
+        /// reference-fast. Default: all.
+        #[arg(long, value_delimiter = ',')]
+        target: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Seed of the run (default: from the clock, printed); case i uses a seed derived
+        /// from it and i.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where minimized findings are written.
+        #[arg(long, default_value = "reports/divergences")]
+        out: PathBuf,
+        /// Findings minimized and written per target (the rest are counted).
+        #[arg(long, default_value_t = 10)]
+        max_written: usize,
+        /// Stop each target at its first finding (time to find).
+        #[arg(long)]
+        stop_at_first: bool,
+        /// Switch on a known-wrong semantics, to measure the fuzzers (see `fwsim fuzz
+        /// --planted list`).
+        #[arg(long, value_name = "BUG")]
+        planted: Option<String>,
+        /// Run one case of one target from its case seed and print what it found.
+        #[arg(long, value_name = "CASE_SEED")]
+        replay: Option<u64>,
+        /// CSV file to append one row per target to.
+        #[arg(long, default_value = "reports/fuzz.csv")]
+        csv: PathBuf,
+    },
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
         /// The ruleset file (may start with an `ipset save` dump).
@@ -379,6 +417,29 @@ fn main() -> ExitCode {
             name.as_deref(),
             out.as_ref(),
         ),
+        Command::Fuzz {
+            target,
+            seconds,
+            seed,
+            jobs,
+            out,
+            max_written,
+            stop_at_first,
+            planted,
+            replay,
+            csv,
+        } => fuzz_cmd(FuzzCli {
+            target,
+            seconds,
+            seed,
+            jobs,
+            out,
+            max_written,
+            stop_at_first,
+            planted,
+            replay,
+            csv,
+        }),
         Command::Trace {
             ruleset,
             ipsets,
@@ -616,4 +677,177 @@ fn render_cmd(
         }
     }
     ExitCode::SUCCESS
+}
+
+struct FuzzCli {
+    target: Vec<String>,
+    seconds: f64,
+    seed: Option<u64>,
+    jobs: Option<usize>,
+    out: PathBuf,
+    max_written: usize,
+    stop_at_first: bool,
+    planted: Option<String>,
+    replay: Option<u64>,
+    csv: PathBuf,
+}
+
+/// `fwsim fuzz`.
+fn fuzz_cmd(a: FuzzCli) -> ExitCode {
+    use fwsim::divergence::{campaign, Target};
+    if a.planted.as_deref() == Some("list") {
+        for b in fwsim::planted::Bug::ALL {
+            println!("{}", b.name());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let planted = match a.planted.as_deref().map(fwsim::planted::Bug::parse).transpose() {
+        Ok(p) => p,
+        Err(m) => return usage_error(&format!("--planted: {m}")),
+    };
+    let targets: Vec<Target> = if a.target.is_empty() {
+        Target::ALL.to_vec()
+    } else {
+        match a.target.iter().map(|t| Target::parse(t.trim())).collect() {
+            Ok(t) => t,
+            Err(m) => return usage_error(&format!("--target: {m}")),
+        }
+    };
+    if !(a.seconds > 0.0) {
+        return usage_error("--seconds: expected a positive number");
+    }
+    fwsim::planted::set(planted);
+    if let Some(cs) = a.replay {
+        if targets.len() != 1 {
+            return usage_error("--replay: name exactly one --target");
+        }
+        print!("{}", campaign::replay(targets[0], cs));
+        return ExitCode::SUCCESS;
+    }
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!(
+        "fuzz: seed {seed} (replay with --seed {seed}), {jobs} jobs, {} s per target{}",
+        a.seconds,
+        planted
+            .map(|b| format!(", planted bug {}", b.name()))
+            .unwrap_or_default()
+    );
+    let opts = campaign::Options {
+        targets,
+        seconds: a.seconds,
+        seed,
+        jobs,
+        out_dir: Some(a.out.clone()),
+        max_written: a.max_written,
+        stop_at_first: a.stop_at_first,
+    };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = if tty {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let started = std::sync::Mutex::new((None::<Target>, std::time::Instant::now()));
+    let progress = |t: Target, cases: u64, found: u64| {
+        let mut s = started.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 != Some(t) {
+            *s = (Some(t), std::time::Instant::now());
+        }
+        let rate = cases as f64 / s.1.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{t}: {cases} cases ({rate:.0}/s), {found} diverging"));
+        bar.tick();
+    };
+    let reports = campaign::run(&opts, &progress);
+    bar.finish_and_clear();
+    fwsim::planted::set(None);
+    let mut any = false;
+    for r in &reports {
+        let t = r.target.expect("target");
+        println!(
+            "{t}: {} cases in {:.1} s ({:.0} cases/s), {} compared, {} diverging cases, {} inconclusive, {} known differences, {} refused by the loader",
+            r.cases,
+            r.seconds,
+            r.cases_per_second(),
+            r.compared,
+            r.failing_cases,
+            r.inconclusive,
+            r.known,
+            r.refused
+        );
+        for w in &r.written {
+            any = true;
+            println!(
+                "  case seed {} (after {} cases, {:.2} s): {}{}",
+                w.case_seed,
+                w.after_cases,
+                w.after_seconds,
+                w.summary,
+                w.path
+                    .as_ref()
+                    .map(|p| format!("\n    written: {} ({} pods, {} policies)", p.display(), w.pods, w.policies))
+                    .unwrap_or_default()
+            );
+        }
+        any |= r.failing_cases > 0;
+    }
+    if let Err(e) = append_fuzz_csv(&a.csv, seed, planted, &reports) {
+        return usage_error(&format!("cannot write {}: {e}", a.csv.display()));
+    }
+    println!("rows appended to {}", a.csv.display());
+    if any {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn append_fuzz_csv(
+    path: &PathBuf,
+    seed: u64,
+    planted: Option<fwsim::planted::Bug>,
+    reports: &[fwsim::divergence::campaign::TargetReport],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let new = !path.exists();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    if new {
+        writeln!(f, "date,commit,target,seed,planted,seconds,cases,cases_per_sec,compared,diverging_cases,inconclusive,known,refused,first_found_after_cases,first_found_after_seconds")?;
+    }
+    for r in reports {
+        let first = r.written.first();
+        writeln!(
+            f,
+            "{},{},{},{seed},{},{:.1},{},{:.1},{},{},{},{},{},{},{}",
+            fwsim::bench::today(),
+            fwsim::bench::commit(),
+            r.target.map(|t| t.name()).unwrap_or(""),
+            planted.map(|b| b.name()).unwrap_or(""),
+            r.seconds,
+            r.cases,
+            r.cases_per_second(),
+            r.compared,
+            r.failing_cases,
+            r.inconclusive,
+            r.known,
+            r.refused,
+            first.map(|w| w.after_cases.to_string()).unwrap_or_default(),
+            first.map(|w| format!("{:.2}", w.after_seconds)).unwrap_or_default(),
+        )?;
+    }
+    Ok(())
 }

@@ -108,8 +108,9 @@ pub struct CaseReport {
 
 /// A documented difference of the real CNI from the Kubernetes semantics, if `flow` meets
 /// one (scenarios/dataplanes/README.md): Calico polices a pod's traffic to its own node
-/// with the pod's egress policy, and a node reaches pods on other nodes from its tunnel
-/// address.
+/// with the pod's egress policy; a node reaches pods on other nodes from its tunnel
+/// address; kube-proxy masquerades service traffic from outside the cluster (and a node's,
+/// to the tunnel address), which the Kubernetes documentation leaves undefined for policy.
 pub fn known_difference(
     cluster: &Cluster,
     flavor: Flavor,
@@ -119,10 +120,21 @@ pub fn known_difference(
     if hardened && matches!(flow.to, Endpoint::Node(_)) {
         return Some("the hardened host firewall closes the node");
     }
+    if let (Endpoint::External(..), Endpoint::Service(_)) = (&flow.from, &flow.to) {
+        // kube-proxy masquerades service traffic from outside the cluster network to the
+        // node's address (externalTrafficPolicy Cluster); the Kubernetes documentation
+        // leaves undefined whether policy sees the source before or after such rewriting.
+        return Some("kube-proxy masquerades service traffic from outside the cluster");
+    }
     if flavor.cni() != crate::render::net::Cni::Calico {
         return None;
     }
     match (&flow.from, &flow.to) {
+        (Endpoint::Node(_), Endpoint::Service(_))
+            if cluster.overlay != Some(crate::cluster::Overlay::None) =>
+        {
+            Some("kube-proxy masquerades a node's service traffic, to its tunnel address toward remote pods")
+        }
         (Endpoint::Pod(p), Endpoint::Node(n)) if cluster.pods[*p as usize].node == *n => {
             Some("Calico applies the pod's egress policy to its own node")
         }

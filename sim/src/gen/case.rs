@@ -471,6 +471,14 @@ impl Case {
                     *pick(src, &edges.addrs)
                 };
                 // An edge address that a pod, node or service owns is that endpoint.
+                // A source address inside the pod network that no pod has is no real
+                // client (its replies would be routed to no one).
+                if !to
+                    && addr.octets()[..2] == [10, 244]
+                    && !self.pods.iter().any(|p| p.ip == addr)
+                {
+                    return None;
+                }
                 if let Some(p) = self.pods.iter().find(|p| p.ip == addr) {
                     p.qualified()
                 } else if let Some(n) = self.nodes.iter().find(|n| n.ip == addr) {
