@@ -15,7 +15,7 @@
 //! Contract:
 //! - [`ClusterKernel::new`] builds the namespaces (named `fwsim-<pid>-<n>-…`), loads each
 //!   node's rendered `ipset save`, iptables-save and nft texts, and fails with the reason
-//!   when it cannot (not root, a tool missing, an overlay not built here, an IPv6 node).
+//!   when it cannot (not root, a tool missing, an IPv6 node, a non-Calico layout).
 //!   Everything it created is deleted when it is dropped, also on error or panic.
 //! - [`ClusterKernel::flow`] sends one flow and reports what happened; Err (skipped) for a
 //!   flow it cannot send (IPv6, SCTP, no port, no address). It never guesses.
@@ -23,7 +23,9 @@
 //!   machine's kernel is built without `CONFIG_NET_IPIP`), `tunl0` is a TUN device and a
 //!   forwarder thread carries the inner packets as real IP protocol 4 packets sent from and
 //!   received by the nodes' own namespaces (raw sockets), so the outer packets cross each
-//!   node's OUTPUT, POSTROUTING, PREROUTING and INPUT as Calico's do. VXLAN is not built.
+//!   node's OUTPUT, POSTROUTING, PREROUTING and INPUT as Calico's do.
+//! - VXLAN: the kernel's `vxlan.calico` (VNI 4096, no learning, static neighbour and FDB
+//!   entries per other node, as felix programs them).
 
 use super::lab::{run, Lab};
 use super::{available, on_path, Backend, KernelError};
@@ -54,6 +56,9 @@ const OUTSIDE_MAC: &str = "02:f5:1f:ff:ff:fe";
 
 fn node_mac(i: usize) -> String {
     format!("02:f5:10:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
+}
+fn vtep_mac(i: usize) -> String {
+    format!("02:f5:30:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
 }
 fn pod_mac(i: usize) -> String {
     format!("02:f5:20:00:{:02x}:{:02x}", (i >> 8) & 0xff, i & 0xff)
@@ -384,11 +389,6 @@ impl<'c> ClusterKernel<'c> {
                 "the kernel dataplane builds Calico's node layout only".into(),
             ));
         }
-        if let Some(Tunnel::Vxlan(_)) = net.nodes.first().and_then(|n| n.tunnel) {
-            return Err(KernelError::Unavailable(
-                "the kernel dataplane does not build Calico's VXLAN overlay yet (IPIP and `overlay: none` only)".into(),
-            ));
-        }
         if cluster.nodes.iter().any(|n| !n.ip.is_ipv4()) {
             return Err(KernelError::Unavailable(
                 "the kernel dataplane builds IPv4 clusters only".into(),
@@ -453,7 +453,8 @@ impl<'c> ClusterKernel<'c> {
     fn build(&mut self, switch: &str, rendered: &Rendered) -> Result<(), KernelError> {
         let c = self.cluster;
         let net = &rendered.net;
-        let ipip = net.nodes.first().and_then(|n| n.tunnel) == Some(Tunnel::Ipip);
+        let tunnel = net.nodes.first().and_then(|n| n.tunnel);
+        let ipip = tunnel == Some(Tunnel::Ipip);
         self.add_ns(switch)?;
         let outside = self.outside.clone();
         self.add_ns(&outside)?;
@@ -603,11 +604,21 @@ impl<'c> ClusterKernel<'c> {
                     ));
                 }
             }
-            let dev = if ipip { "tunl0" } else { UPLINK };
-            if ipip {
-                b.push("link set tunl0 up".into());
+            let dev = nn.tunnel_dev.as_deref().unwrap_or(UPLINK);
+            let mut fdb = Vec::new();
+            if let Some(Tunnel::Vxlan(port)) = tunnel {
+                // Calico's vxlan.calico: VNI 4096, no learning; static neighbour and FDB
+                // entries for every other node's VTEP (as felix programs them).
+                b.push(format!(
+                    "link add {dev} address {} type vxlan id 4096 dstport {port} local {} dev {UPLINK} nolearning",
+                    vtep_mac(i),
+                    node.ip
+                ));
+            }
+            if tunnel.is_some() {
+                b.push(format!("link set {dev} up"));
                 if let Some(a) = nn.tunnel_addr {
-                    b.push(format!("addr add {a}/32 dev tunl0"));
+                    b.push(format!("addr add {a}/32 dev {dev}"));
                 }
             }
             for (j, other) in c.nodes.iter().enumerate() {
@@ -620,14 +631,31 @@ impl<'c> ClusterKernel<'c> {
                     other.ip,
                     node_mac(j)
                 ));
-                for d in remote_destinations(c, j as NodeId) {
+                let mut via = other.ip;
+                if let Some(Tunnel::Vxlan(_)) = tunnel {
+                    via = net.nodes[j].tunnel_addr.unwrap_or(other.ip);
                     b.push(format!(
-                        "route replace {d} via {} dev {dev} onlink",
+                        "neigh replace {via} lladdr {} dev {dev} nud permanent",
+                        vtep_mac(j)
+                    ));
+                    fdb.push(format!(
+                        "fdb append {} dev {dev} dst {} self permanent",
+                        vtep_mac(j),
                         other.ip
                     ));
                 }
+                for d in remote_destinations(c, j as NodeId) {
+                    b.push(format!("route replace {d} via {via} dev {dev} onlink"));
+                }
             }
             batch(&self.node_ns[i], &b)?;
+            if !fdb.is_empty() {
+                let text = fdb.join("\n") + "\n";
+                run(
+                    &["bridge", "-n", &self.node_ns[i], "-batch", "-"],
+                    Some(&text),
+                )?;
+            }
         }
         // The outside: the gateway, the externals, routes to every node and pod network.
         let mut b = vec![
@@ -1281,6 +1309,40 @@ mod tests {
         assert!(
             names.iter().all(|n| !exists(n)),
             "namespaces left: {names:?}"
+        );
+    }
+
+    #[test]
+    fn vxlan_overlay() {
+        let c = cluster(&scenario("  overlay: vxlan\n", DENY_X));
+        let Some(k) = lab(&c) else { return };
+        check(
+            &c,
+            &k,
+            "x/a",
+            "y/web",
+            Protocol::Tcp,
+            Some(8080),
+            Verdict::Allow,
+        );
+        check(
+            &c,
+            &k,
+            "node:node-2",
+            "x/c",
+            Protocol::Udp,
+            Some(53),
+            Verdict::Allow,
+        );
+        check(&c, &k, "x/c", "x/b", Protocol::Tcp, Some(80), Verdict::Deny);
+        check(
+            &c,
+            &k,
+            "x/b",
+            "x/c",
+            Protocol::Tcp,
+            Some(80),
+            Verdict::Allow,
         );
     }
 
