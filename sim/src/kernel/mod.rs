@@ -8,6 +8,7 @@
 //! panic ([`lab::Lab`] on drop); nothing outside them is touched.
 
 pub mod check;
+pub mod cluster;
 pub mod host;
 pub mod lab;
 pub mod observer;

@@ -34,14 +34,13 @@ impl Dataplane {
         }
     }
 
-    /// Why this version of fwsim cannot evaluate the dataplane yet, if it cannot.
+    /// Why this version of fwsim cannot evaluate the dataplane yet, if it cannot. Every
+    /// dataplane evaluates now (the kernel: single hosts and Calico clusters); where one
+    /// cannot run here (the kernel without root, a VXLAN cluster), its expectations are
+    /// skipped with the reason its engine gives.
     pub fn unavailable(self) -> Option<&'static str> {
-        match self {
-            Dataplane::Kernel => Some(
-                "the kernel dataplane evaluates single-host scenarios only in this version of fwsim",
-            ),
-            _ => None,
-        }
+        let _ = self;
+        None
     }
 }
 

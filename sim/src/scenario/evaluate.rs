@@ -109,6 +109,12 @@ impl FlowEngine for crate::path::ClusterPath<'_> {
     }
 }
 
+impl FlowEngine for crate::kernel::cluster::ClusterKernel<'_> {
+    fn evaluate(&self, flow: &Flow) -> Result<(Verdict, String), String> {
+        self.flow(flow)
+    }
+}
+
 fn engine<'c>(
     dp: Dataplane,
     cluster: &'c Cluster,
@@ -129,6 +135,16 @@ fn engine<'c>(
     }
     match dp {
         Dataplane::Reference => Ok(Box::new(Reference::new(cluster))),
+        Dataplane::Kernel => {
+            // The kernel is compared with calico-iptables: the same rendered texts, loaded
+            // into namespaces wired like Calico nodes.
+            let rendered =
+                crate::render::render(cluster, crate::render::Flavor::CalicoIptables, hosts)
+                    .map_err(|e| format!("cannot render calico-iptables for the kernel: {e}"))?;
+            let lab = crate::kernel::cluster::ClusterKernel::new(cluster, &rendered)
+                .map_err(|e| e.to_string())?;
+            Ok(Box::new(lab))
+        }
         Dataplane::Netfilter => Err(
             "the netfilter dataplane evaluates single-host scenarios (`ruleset:`), not clusters"
                 .into(),
