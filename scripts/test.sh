@@ -31,4 +31,12 @@ if [ "$(id -u)" = 0 ]; then
   if [ "$rc" = 1 ]; then exit 1; fi
   if [ "$rc" != 0 ]; then echo "kernel-check skipped (exit $rc)"; fi
 fi
+# The kernel as a cluster dataplane: the rendered calico-iptables rules loaded into one
+# namespace per node and per pod, real traffic sent, verdicts compared (root only).
+if [ "$(id -u)" = 0 ]; then
+  ./target/release/fwsim run scenarios/dataplanes/host-firewalls.yaml scenarios/dataplanes/calico.yaml \
+    scenarios/semantics/node-traffic.yaml --dataplanes reference,calico-iptables,kernel
+fi
+# A short divergence hunt on every target (exit 1 on a finding fails the suite).
+./target/release/fwsim fuzz --seconds 5 --seed 1 --out target/fuzz-ci --csv target/fuzz-ci.csv
 cargo test --workspace

@@ -701,7 +701,12 @@ fn fuzz_cmd(a: FuzzCli) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let planted = match a.planted.as_deref().map(fwsim::planted::Bug::parse).transpose() {
+    let planted = match a
+        .planted
+        .as_deref()
+        .map(fwsim::planted::Bug::parse)
+        .transpose()
+    {
         Ok(p) => p,
         Err(m) => return usage_error(&format!("--planted: {m}")),
     };
@@ -713,7 +718,7 @@ fn fuzz_cmd(a: FuzzCli) -> ExitCode {
             Err(m) => return usage_error(&format!("--target: {m}")),
         }
     };
-    if !(a.seconds > 0.0) {
+    if a.seconds.is_nan() || a.seconds <= 0.0 {
         return usage_error("--seconds: expected a positive number");
     }
     fwsim::planted::set(planted);
@@ -766,7 +771,9 @@ fn fuzz_cmd(a: FuzzCli) -> ExitCode {
             *s = (Some(t), std::time::Instant::now());
         }
         let rate = cases as f64 / s.1.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("{t}: {cases} cases ({rate:.0}/s), {found} diverging"));
+        bar.set_message(format!(
+            "{t}: {cases} cases ({rate:.0}/s), {found} diverging"
+        ));
         bar.tick();
     };
     let reports = campaign::run(&opts, &progress);
@@ -796,7 +803,12 @@ fn fuzz_cmd(a: FuzzCli) -> ExitCode {
                 w.summary,
                 w.path
                     .as_ref()
-                    .map(|p| format!("\n    written: {} ({} pods, {} policies)", p.display(), w.pods, w.policies))
+                    .map(|p| format!(
+                        "\n    written: {} ({} pods, {} policies)",
+                        p.display(),
+                        w.pods,
+                        w.policies
+                    ))
                     .unwrap_or_default()
             );
         }
@@ -824,7 +836,10 @@ fn append_fuzz_csv(
         std::fs::create_dir_all(dir)?;
     }
     let new = !path.exists();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     if new {
         writeln!(f, "date,commit,target,seed,planted,seconds,cases,cases_per_sec,compared,diverging_cases,inconclusive,known,refused,first_found_after_cases,first_found_after_seconds")?;
     }
@@ -846,7 +861,9 @@ fn append_fuzz_csv(
             r.known,
             r.refused,
             first.map(|w| w.after_cases.to_string()).unwrap_or_default(),
-            first.map(|w| format!("{:.2}", w.after_seconds)).unwrap_or_default(),
+            first
+                .map(|w| format!("{:.2}", w.after_seconds))
+                .unwrap_or_default(),
         )?;
     }
     Ok(())

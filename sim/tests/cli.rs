@@ -33,9 +33,9 @@ expect:
 ---
 apiVersion: fwsim/v1
 kind: Scenario
-name: cluster on the kernel
+name: cluster on the netfilter dataplane
 tags: [other]
-dataplanes: [reference, kernel]
+dataplanes: [reference, netfilter]
 cluster:
   namespaces: {x: {}}
   pods: [{name: x/a}, {name: x/b}]
@@ -70,7 +70,7 @@ fn failing_matrix_is_printed_like_upstream() {
         "comparison (. same, X different):",
         "x/b -> x/a: expected allow, observed deny",
         "ingress to x/a: denied: isolated by x/only-from-y",
-        "SKIP  cluster on the kernel [kernel]",
+        "SKIP  cluster on the netfilter dataplane [netfilter]",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }

@@ -112,7 +112,9 @@ fn run_case(target: Target, cs: u64) -> CaseOutcome {
         Target::IptablesVsNft => {
             let r = iptables_vs_nft(cs);
             CaseOutcome {
-                finding: r.first.map(|(p, a, b)| format!("{p}: iptables {a}, nft {b}")),
+                finding: r
+                    .first
+                    .map(|(p, a, b)| format!("{p}: iptables {a}, nft {b}")),
                 inconclusive: r.inconclusive,
                 known: 0,
                 refused: r.refused,
@@ -279,7 +281,11 @@ fn write_case(
         Some(&verdicts),
     );
     if let Some(file) = hosts {
-        text = text.replacen("cluster:\n", &format!("hosts:\n  \"*\": {file}\ncluster:\n"), 1);
+        text = text.replacen(
+            "cluster:\n",
+            &format!("hosts:\n  \"*\": {file}\ncluster:\n"),
+            1,
+        );
     }
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text)?;
@@ -294,7 +300,12 @@ pub fn replay(target: Target, cs: u64) -> String {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cs);
             let case = Case::generate(&mut rng);
             let r = check_case(&case, flavor);
-            let mut out = case.to_yaml(&format!("{target}-{cs}"), "", &["reference", target.name()], None);
+            let mut out = case.to_yaml(
+                &format!("{target}-{cs}"),
+                "",
+                &["reference", target.name()],
+                None,
+            );
             out.push_str(&format!(
                 "\n# {} flows, {} inconclusive, {} known differences, loaded: {}\n",
                 r.flows, r.inconclusive, r.known, r.loaded

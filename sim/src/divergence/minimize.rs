@@ -90,9 +90,10 @@ pub fn minimize(case: &Case, still: &dyn Fn(&Case) -> bool) -> Case {
         while i < best.nodes.len() {
             let name = best.nodes[i].name.clone();
             let used = best.pods.iter().any(|p| p.node == name)
-                || best.flows.iter().any(|f| {
-                    f.from == format!("node:{name}") || f.to == format!("node:{name}")
-                });
+                || best
+                    .flows
+                    .iter()
+                    .any(|f| f.from == format!("node:{name}") || f.to == format!("node:{name}"));
             let mut c = best.clone();
             c.nodes.remove(i);
             if used || c.nodes.is_empty() || !attempt(c, &mut best) {
@@ -258,7 +259,11 @@ mod tests {
             for path in removable(&small.policies[0].spec) {
                 let mut c = small.clone();
                 remove_at(&mut c.policies[0].spec, &path);
-                assert!(!has(&c), "{} still has it without {path:?}", small.policies[0].spec);
+                assert!(
+                    !has(&c),
+                    "{} still has it without {path:?}",
+                    small.policies[0].spec
+                );
             }
         }
     }

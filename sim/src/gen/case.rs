@@ -473,9 +473,7 @@ impl Case {
                 // An edge address that a pod, node or service owns is that endpoint.
                 // A source address inside the pod network that no pod has is no real
                 // client (its replies would be routed to no one).
-                if !to
-                    && addr.octets()[..2] == [10, 244]
-                    && !self.pods.iter().any(|p| p.ip == addr)
+                if !to && addr.octets()[..2] == [10, 244] && !self.pods.iter().any(|p| p.ip == addr)
                 {
                     return None;
                 }
