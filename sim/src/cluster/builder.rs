@@ -60,6 +60,7 @@ struct PolicySpec {
     pod_selector: Selector,
     ingress: Option<Vec<Rule>>,
     egress: Option<Vec<Rule>>,
+    types_given: bool,
     site: Site,
 }
 
@@ -106,6 +107,9 @@ impl ClusterBuilder {
         self.externals.push((name, ip, site));
     }
 
+    /// `types_given`: the policy gave its `policyTypes` (else `ingress` / `egress` are the
+    /// defaults applied).
+    #[allow(clippy::too_many_arguments)]
     pub fn policy(
         &mut self,
         namespace: String,
@@ -113,6 +117,7 @@ impl ClusterBuilder {
         pod_selector: Selector,
         ingress: Option<Vec<Rule>>,
         egress: Option<Vec<Rule>>,
+        types_given: bool,
         site: Site,
     ) {
         self.policies.push(PolicySpec {
@@ -121,6 +126,7 @@ impl ClusterBuilder {
             pod_selector,
             ingress,
             egress,
+            types_given,
             site,
         });
     }
@@ -403,6 +409,7 @@ impl ClusterBuilder {
                 pod_selector: spec.pod_selector,
                 ingress: spec.ingress,
                 egress: spec.egress,
+                types_given: spec.types_given,
             });
         }
         let _ = node_sites;

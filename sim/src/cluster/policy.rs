@@ -112,6 +112,9 @@ pub struct Policy {
     pub ingress: Option<Vec<Rule>>,
     /// Some iff Egress is in the effective policyTypes.
     pub egress: Option<Vec<Rule>>,
+    /// The policy gave its `policyTypes` (a non-empty list); false: the types are the
+    /// defaults (Ingress, and Egress iff egress rules are present).
+    pub types_given: bool,
 }
 
 impl Policy {

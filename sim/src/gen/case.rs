@@ -290,7 +290,44 @@ impl Case {
                 }
             }
         }
+        // Drawn last, so every choice above is what it was before these flows existed.
+        for _ in 0..src.below(3) {
+            if let Some(f) = case.aimed_flow(src) {
+                if !case.flows.contains(&f) {
+                    case.flows.push(f);
+                }
+            }
+        }
         case
+    }
+
+    /// A pod-to-pod flow aimed where policies' peers and named ports bite: to one of the
+    /// destination's own ports (number and protocol; a named port resolves there), from a
+    /// pod of another namespace when there is one (half the time), else from any other pod.
+    fn aimed_flow(&self, src: &mut dyn Source) -> Option<GFlow> {
+        if self.pods.len() < 2 {
+            return None;
+        }
+        let to = pick(src, &self.pods);
+        let others: Vec<&GPod> = self.pods.iter().filter(|p| p.name != to.name).collect();
+        let foreign: Vec<&GPod> = others.iter().copied().filter(|p| p.ns != to.ns).collect();
+        let from = if !foreign.is_empty() && src.coin() {
+            *pick(src, &foreign)
+        } else {
+            *pick(src, &others)
+        };
+        let (port, protocol) = if to.ports.is_empty() {
+            (*pick(src, &PORT_NUMBERS), Protocol::Tcp)
+        } else {
+            let p = pick(src, &to.ports);
+            (p.port, p.protocol)
+        };
+        Some(GFlow {
+            from: from.qualified(),
+            to: to.qualified(),
+            port: Some(port),
+            protocol,
+        })
     }
 
     fn selector(&self, src: &mut dyn Source, keys: &[(&str, &[&str])]) -> Value {

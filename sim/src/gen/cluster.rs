@@ -234,6 +234,7 @@ pub fn generate_cluster(seed: u64, shape: ClusterShape) -> Cluster {
             pod_selector(&mut rng),
             ingress,
             egress,
+            true,
             site.clone(),
         );
     }

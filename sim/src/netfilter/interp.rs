@@ -735,7 +735,7 @@ impl<'a> Run<'a> {
         let v4 = p.src.is_ipv4();
         let mut steps = 0usize;
         let mut at = 0;
-        while at < hooks.len() {
+        'hooks: while at < hooks.len() {
             let hook = hooks[at];
             at += 1;
             let ct_hook = matches!(hook, Hook::Prerouting | Hook::Output);
@@ -798,6 +798,12 @@ impl<'a> Run<'a> {
                         .expect("base chain");
                     let bits = st.nat_bits;
                     if let Some(f) = self.run_base(hook, ti, ci, &base, &mut st, &mut steps) {
+                        if matches!(f, Fate::Accept) {
+                            // Only a planted bug (NftAcceptFinal) ends a base chain with a
+                            // final accept: the packet skips every later chain and hook.
+                            self.track(&mut st);
+                            break 'hooks;
+                        }
                         return (f, st.mark);
                     }
                     if entry.nat && st.nat_bits != bits {
@@ -1054,6 +1060,10 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 Flow::Goto(to) => {
+                    if crate::planted::is(crate::planted::Bug::GotoAsJump) {
+                        // Planted: a goto pushes its return point, as a jump does.
+                        stack.push((chain, i + 1));
+                    }
                     chain = to;
                     i = 0;
                     continue;
@@ -1517,6 +1527,12 @@ impl<'a> Run<'a> {
             Action::None | Action::Log | Action::Continue => Flow::Next,
             Action::Accept => {
                 self.trace[last].effect = "match: accept".into();
+                if crate::planted::is(crate::planted::Bug::NftAcceptFinal)
+                    && table.origin == Origin::Nft
+                {
+                    // Planted: an nft accept ends the packet's walk, not only its base chain.
+                    return Flow::End(Fate::Accept);
+                }
                 Flow::Accept
             }
             Action::Drop => {

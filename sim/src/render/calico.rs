@@ -28,7 +28,9 @@
 //! This module reads the cluster model only (never the reference engine).
 
 use crate::cluster::{Cluster, Direction, Peer, PodId, PortRef, Rule, Selector};
+use crate::planted::Bug;
 use crate::values::{Cidr, Protocol};
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The tier every Kubernetes NetworkPolicy lands in.
@@ -111,21 +113,28 @@ pub fn convert(cluster: &Cluster) -> Vec<CalicoPolicy> {
                     let pod = &cluster.pods[i as usize];
                     pod.ns == p.ns && p.pod_selector.matches(&pod.labels)
                 })
-                .collect();
+                .collect::<Vec<PodId>>();
             let ns_name = cluster.namespaces[p.ns as usize].name.clone();
             let conv = |rules: &Option<Vec<Rule>>, dir| {
                 rules.as_ref().map(|rs| {
                     rs.iter()
-                        .flat_map(|r| convert_rule(cluster, p.ns, r, dir))
+                        .flat_map(|r| convert_rule(cluster, p.ns, &endpoints, r, dir))
                         .collect()
                 })
             };
+            let ingress = if crate::planted::is(Bug::PolicyTypesNoIngress) && !p.types_given {
+                // Planted: without policyTypes, Ingress is not among the defaults.
+                None
+            } else {
+                conv(&p.ingress, Direction::Ingress)
+            };
+            let egress = conv(&p.egress, Direction::Egress);
             CalicoPolicy {
                 namespace: ns_name,
                 name: format!("knp.{TIER}.{}", p.name),
                 endpoints,
-                ingress: conv(&p.ingress, Direction::Ingress),
-                egress: conv(&p.egress, Direction::Egress),
+                ingress,
+                egress,
             }
         })
         .collect()
@@ -140,6 +149,18 @@ pub fn policies_for(policies: &[CalicoPolicy], pod: PodId, dir: Direction) -> Ve
         .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name).then(a.namespace.cmp(&b.namespace)));
     v
+}
+
+/// The peer's namespaceSelector as the conversion reads it: `None` is the policy's own
+/// namespace.
+fn ns_selector(namespaces: &Option<Selector>) -> &Option<Selector> {
+    match namespaces {
+        Some(s) if crate::planted::is(Bug::EmptyNamespaceSelectorOwn) && s.is_empty() => {
+            // Planted: `namespaceSelector: {}` read as the policy's own namespace.
+            &None
+        }
+        _ => namespaces,
+    }
 }
 
 /// The pods a peer selects (Kubernetes semantics of namespaceSelector / podSelector).
@@ -192,7 +213,13 @@ fn selector_id(
 /// Ports of one protocol: None = every port; else numeric ranges and names.
 type ProtoPorts = Option<(Vec<(u16, u16)>, Vec<String>)>;
 
-fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec<CalicoRule> {
+fn convert_rule(
+    cluster: &Cluster,
+    own_ns: u32,
+    endpoints: &[PodId],
+    r: &Rule,
+    dir: Direction,
+) -> Vec<CalicoRule> {
     // Protocols (sorted by their names, as libcalico-go sorts them) and their ports.
     let mut protocols: Vec<(Option<Protocol>, ProtoPorts)> = Vec::new();
     match r.ports.as_deref() {
@@ -211,7 +238,14 @@ fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec
                     (_, None) => {} // every port already
                     (None, Some(_)) => *entry = None,
                     (Some(PortRef::Number(n)), Some((nums, _))) => {
-                        nums.push((*n, pm.end_port.unwrap_or(*n)))
+                        let end = match pm.end_port {
+                            // Planted: endPort read as exclusive (a one-port range kept).
+                            Some(e) if crate::planted::is(Bug::EndPortExclusive) => {
+                                e.saturating_sub(1).max(*n)
+                            }
+                            e => e.unwrap_or(*n),
+                        };
+                        nums.push((*n, end))
                     }
                     (Some(PortRef::Name(name)), Some((_, names))) => names.push(name.clone()),
                 }
@@ -219,9 +253,29 @@ fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec
             protocols.sort_by_key(|(p, _)| p.map(|p| p.as_str()));
         }
     }
-    let peers: Vec<Option<&Peer>> = match r.peers.as_deref() {
+    let peers: Vec<Option<Cow<Peer>>> = match r.peers.as_deref() {
         None | Some([]) => vec![None],
-        Some(ps) => ps.iter().map(Some).collect(),
+        Some(ps) if crate::planted::is(Bug::AndPeersAsOr) => ps
+            .iter()
+            .flat_map(|p| match p {
+                // Planted: namespaceSelector AND podSelector read as two peers (OR).
+                Peer::Pods {
+                    namespaces: Some(ns),
+                    pods: Some(pods),
+                } => vec![
+                    Some(Cow::Owned(Peer::Pods {
+                        namespaces: Some(ns.clone()),
+                        pods: None,
+                    })),
+                    Some(Cow::Owned(Peer::Pods {
+                        namespaces: None,
+                        pods: Some(pods.clone()),
+                    })),
+                ],
+                p => vec![Some(Cow::Borrowed(p))],
+            })
+            .collect(),
+        Some(ps) => ps.iter().map(|p| Some(Cow::Borrowed(p))).collect(),
     };
     let mut out = Vec::new();
     for (protocol, pp) in &protocols {
@@ -241,7 +295,7 @@ fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec
             // The pods the named ports are looked up on: the destination selector's.
             let mut np_pods: Vec<PodId> = (0..cluster.pods.len() as PodId).collect();
             let mut np_sel = "all()".to_string();
-            match peer {
+            match peer.as_deref() {
                 None => {}
                 Some(Peer::IpBlock { cidr, except }) => {
                     if !cidr.addr().is_ipv4() {
@@ -249,13 +303,16 @@ fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec
                         continue;
                     }
                     rule.nets.push(*cidr);
-                    rule.not_nets = except
-                        .iter()
-                        .filter(|e| e.addr().is_ipv4())
-                        .copied()
-                        .collect();
+                    if !crate::planted::is(Bug::ExceptIgnored) {
+                        rule.not_nets = except
+                            .iter()
+                            .filter(|e| e.addr().is_ipv4())
+                            .copied()
+                            .collect();
+                    }
                 }
                 Some(Peer::Pods { namespaces, pods }) => {
+                    let namespaces = ns_selector(namespaces);
                     let sel = peer_pods(cluster, own_ns, namespaces, pods);
                     let id = selector_id(cluster, own_ns, namespaces, pods);
                     if dir == Direction::Egress {
@@ -270,6 +327,12 @@ fn convert_rule(cluster: &Cluster, own_ns: u32, r: &Rule, dir: Direction) -> Vec
                             .collect(),
                     });
                 }
+            }
+            if dir == Direction::Egress && crate::planted::is(Bug::NamedPortWrongPod) {
+                // Planted: the named ports looked up on the pods the policy selects (the
+                // sources), not on the destination pods.
+                np_pods = endpoints.to_vec();
+                np_sel = format!("endpoints of policy in {own_ns}: {endpoints:?}");
             }
             if let Some(proto) = protocol {
                 for name in &names {

@@ -252,6 +252,10 @@ fn endpoint_chain(
         "-m conntrack --ctstate INVALID -j DROP".to_string(),
         set_mark(0, MARK_ACCEPT | MARK_PASS),
     ];
+    if crate::planted::is(crate::planted::Bug::EstablishedNotAccepted) {
+        // Planted: no accept for established and related traffic.
+        rules.remove(0);
+    }
     if dir == Direction::Egress {
         // AllowVXLANPacketsFromWorkloads / AllowIPIPPacketsFromWorkloads default false.
         rules.push(format!(
@@ -542,14 +546,16 @@ pub fn render(
     // cali-INPUT
     match n.tunnel {
         Some(Tunnel::Ipip) => {
-            t.push(
-                "filter",
-                "cali-INPUT",
-                format!(
-                    "-p 4 {} -m set --match-set {SET_ALL_HOSTS} src -m addrtype --dst-type LOCAL -j ACCEPT",
-                    comment("Allow IPIP packets from Calico hosts")
-                ),
-            );
+            if !crate::planted::is(crate::planted::Bug::IpipNotAllowed) {
+                t.push(
+                    "filter",
+                    "cali-INPUT",
+                    format!(
+                        "-p 4 {} -m set --match-set {SET_ALL_HOSTS} src -m addrtype --dst-type LOCAL -j ACCEPT",
+                        comment("Allow IPIP packets from Calico hosts")
+                    ),
+                );
+            }
             t.push(
                 "filter",
                 "cali-INPUT",
@@ -868,7 +874,7 @@ pub(crate) mod tests {
             });
         }
         for (ns, name, s, ingress, egress) in policies {
-            b.policy(ns.into(), name.into(), s, ingress, egress, site());
+            b.policy(ns.into(), name.into(), s, ingress, egress, true, site());
         }
         b.build().expect("cluster")
     }

@@ -259,6 +259,10 @@ fn endpoint_chain(policies: &[&CalicoPolicy], profile: &str, dir: Direction) -> 
         "ct state invalid drop".to_string(),
         clear_bits(MARK_ACCEPT | MARK_PASS),
     ];
+    if crate::planted::is(crate::planted::Bug::EstablishedNotAccepted) {
+        // Planted: no accept for established and related traffic.
+        rules.remove(0);
+    }
     if dir == Direction::Egress {
         rules.push(format!(
             "udp dport 4789 drop {}",
@@ -542,13 +546,15 @@ pub fn render(
     // filter
     match n.tunnel {
         Some(Tunnel::Ipip) => {
-            c.push(
-                "filter-cali-INPUT",
-                format!(
-                    "meta l4proto 4 ip saddr @{SET_ALL_HOSTS} fib daddr type local accept {}",
-                    comment("Allow IPIP packets from Calico hosts")
-                ),
-            );
+            if !crate::planted::is(crate::planted::Bug::IpipNotAllowed) {
+                c.push(
+                    "filter-cali-INPUT",
+                    format!(
+                        "meta l4proto 4 ip saddr @{SET_ALL_HOSTS} fib daddr type local accept {}",
+                        comment("Allow IPIP packets from Calico hosts")
+                    ),
+                );
+            }
             c.push(
                 "filter-cali-INPUT",
                 format!(

@@ -155,6 +155,7 @@ mod tests {
             Selector::default(),
             Some(vec![]),
             Some(vec![]),
+            true,
             site(),
         );
         b.build().unwrap()

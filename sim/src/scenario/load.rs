@@ -525,7 +525,16 @@ fn objects(cx: &mut Ctx, node: &Node, b: &mut ClusterBuilder) {
                 pod_selector,
                 ingress,
                 egress,
-            } => b.policy(namespace, name, pod_selector, ingress, egress, site),
+                types_given,
+            } => b.policy(
+                namespace,
+                name,
+                pod_selector,
+                ingress,
+                egress,
+                types_given,
+                site,
+            ),
         }
     }
 }

@@ -293,6 +293,8 @@ pub enum K8sObject {
         pod_selector: Selector,
         ingress: Option<Vec<Rule>>,
         egress: Option<Vec<Rule>>,
+        /// `policyTypes` was given (a non-empty list): the types are not the defaults.
+        types_given: bool,
     },
 }
 
@@ -697,6 +699,7 @@ fn check_rule(
 fn check_policy(p: NetworkPolicy, loc: super::yaml::Loc) -> Result<K8sObject, Error> {
     let name = required_name(&p.metadata, loc)?;
     let spec = p.spec;
+    let types_given = matches!(&spec.policy_types, Some(types) if !types.is_empty());
     let (has_ingress, has_egress) = match &spec.policy_types {
         Some(types) if !types.is_empty() => (
             types.iter().any(|t| t.value == PolicyType::Ingress),
@@ -740,6 +743,7 @@ fn check_policy(p: NetworkPolicy, loc: super::yaml::Loc) -> Result<K8sObject, Er
         pod_selector: check_selector(&spec.pod_selector)?,
         ingress,
         egress,
+        types_given,
     })
 }
 
