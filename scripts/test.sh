@@ -37,6 +37,14 @@ if [ "$(id -u)" = 0 ]; then
   ./target/release/fwsim run scenarios/dataplanes/host-firewalls.yaml scenarios/dataplanes/calico.yaml \
     scenarios/semantics/node-traffic.yaml --dataplanes reference,calico-iptables,kernel
 fi
-# A short divergence hunt on every target (exit 1 on a finding fails the suite).
+# A short divergence hunt on every target (exit 1 on a finding fails the suite), and the
+# committed findings (reports/divergences/: minimized scenarios, fixed) replayed.
 ./target/release/fwsim fuzz --seconds 5 --seed 1 --out target/fuzz-ci --csv target/fuzz-ci.csv
+./target/release/fwsim run reports/divergences
+# The cargo-fuzz targets build where a nightly toolchain is present (cargo-fuzz installed
+# if missing); their corpora are replayed on stable by `cargo test` (fuzz_corpus).
+if cargo +nightly --version >/dev/null 2>&1; then
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  cargo +nightly fuzz build --fuzz-dir fuzz
+fi
 cargo test --workspace

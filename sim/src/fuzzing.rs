@@ -497,3 +497,58 @@ pub fn nft_json(data: &[u8]) -> Outcome {
     walk_some(&rs, data);
     Outcome::Accepted
 }
+
+/// The planted bug named by the `FWSIM_PLANTED` environment variable, switched on once per
+/// process (cargo-fuzz targets measure how fast they find each planted bug this way).
+fn plant_from_env() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(name) = std::env::var("FWSIM_PLANTED") {
+            match crate::planted::Bug::parse(name.trim()) {
+                Ok(b) => crate::planted::set(Some(b)),
+                Err(m) => panic!("FWSIM_PLANTED: {m}"),
+            }
+        }
+    });
+}
+
+/// The divergence oracle of a Calico dataplane: the bytes drive the case generator
+/// (`gen::case`, through `arbitrary`); the reference and the dataplane must agree on every
+/// flow but the documented differences (`divergence::check_case`). Panics with the case
+/// as a scenario file on a divergence (or when the rendered rules do not read back).
+pub fn calico_divergence(data: &[u8], flavor: crate::render::Flavor) -> Outcome {
+    plant_from_env();
+    let mut src = crate::gen::case::Bytes(arbitrary::Unstructured::new(data));
+    let case = crate::gen::case::Case::generate(&mut src);
+    let r = crate::divergence::check_case(&case, flavor);
+    if let Some(b) = &r.broken {
+        panic!(
+            "{b}\n{}",
+            case.to_yaml("fuzz", "", &["reference", "calico-iptables"], None)
+        );
+    }
+    if let Some(f) = r.findings.first() {
+        panic!(
+            "divergence on {}: reference {}, {flavor:?} {}\n{}",
+            f.flow,
+            f.reference.as_str(),
+            f.dataplane.as_str(),
+            case.to_yaml("fuzz", "", &["reference"], None)
+        );
+    }
+    if r.loaded {
+        Outcome::Accepted
+    } else {
+        Outcome::Refused
+    }
+}
+
+/// iptables vs nft readings of one generated ruleset (seeded by the bytes' FNV-1a hash):
+/// every probe, and every packet of a connection sequence, gets the same fate from both.
+pub fn iptables_vs_nft(data: &[u8]) -> Outcome {
+    plant_from_env();
+    match crate::divergence::campaign::iptables_vs_nft_case(fnv1a(data)) {
+        Some(report) => panic!("{report}"),
+        None => Outcome::Accepted,
+    }
+}

@@ -138,3 +138,24 @@ fn oracles_take_any_bytes() {
         Outcome::Accepted
     );
 }
+
+/// The divergence targets' seeds (random bytes that drive the generators) replay without a
+/// divergence on stable: the Calico dataplanes agree with the reference on their cases,
+/// and the iptables and nft readings of their rulesets agree.
+#[test]
+fn divergence_corpora() {
+    use fwsim::render::Flavor;
+    let ipt = replay("calico_iptables", |d| {
+        fuzzing::calico_divergence(d, Flavor::CalicoIptables)
+    });
+    let nft = replay("calico_nftables", |d| {
+        fuzzing::calico_divergence(d, Flavor::CalicoNftables)
+    });
+    let rs = replay("iptables_vs_nft", fuzzing::iptables_vs_nft);
+    for seen in [&ipt, &nft, &rs] {
+        assert!(
+            seen.iter().filter(|(_, o)| *o == Outcome::Accepted).count() >= 4,
+            "{seen:?}"
+        );
+    }
+}

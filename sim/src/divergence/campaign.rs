@@ -164,10 +164,12 @@ pub fn run(opts: &Options, progress: &(dyn Fn(Target, u64, u64) + Sync)) -> Vec<
                 if let Some(summary) = o.finding {
                     rep.failing_cases += 1;
                     if rep.written.len() < opts.max_written {
+                        // Time to find: before the minimizer runs.
+                        let found_at = start.elapsed().as_secs_f64();
                         let cs = case_seed(opts.seed, i);
                         let mut w = write_finding(target, cs, opts.out_dir.as_deref(), summary);
                         w.after_cases = i + 1;
-                        w.after_seconds = start.elapsed().as_secs_f64();
+                        w.after_seconds = found_at;
                         rep.written.push(w);
                     }
                     if opts.stop_at_first {
@@ -247,7 +249,10 @@ fn write_case(
     report: &super::CaseReport,
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let name = format!("{target}-{cs}");
+    let name = match crate::planted::active() {
+        Some(b) => format!("{target}-{}-{cs}", b.name()),
+        None => format!("{target}-{cs}"),
+    };
     let verdicts = super::reference_verdicts(case).unwrap_or_default();
     let mut header = format!(
         "Found by `fwsim fuzz --target {target}` (case seed {cs}), minimized.\nReplay: fwsim run {0}/{name}.yaml   or   fwsim fuzz --target {target} --replay {cs}\nThe expectations are the reference engine's verdicts (NetworkPolicy semantics).\n",
@@ -332,6 +337,12 @@ pub fn replay(target: Target, cs: u64) -> String {
     }
 }
 
+/// One `iptables-vs-nft` case: the report of its first disagreement, if any.
+pub fn iptables_vs_nft_case(cs: u64) -> Option<String> {
+    let r = iptables_vs_nft(cs);
+    r.first.map(|_| r.report)
+}
+
 struct RulesetOutcome {
     first: Option<(String, String, String)>,
     inconclusive: u64,
@@ -381,6 +392,34 @@ fn iptables_vs_nft(cs: u64) -> RulesetOutcome {
             out.report = format!(
                 "probe: {packet}\n\n== iptables-save ==\n{ipt_text}\n== nft ==\n{nft_text}\n== walk (iptables) ==\n{wa}\n\n== walk (nft) ==\n{wb}\n"
             );
+        }
+    }
+    // A connection sequence: one conntrack table per reading, NEW and ESTABLISHED
+    // packets and replies as the kernel check sends them.
+    if out.first.is_none() {
+        use crate::netfilter::interp::{walk_seq, Conntrack};
+        let (mut ca, mut cb) = (Conntrack::default(), Conntrack::default());
+        for p in crate::gen::ruleset::connection_probes(cs, g.v6, 12) {
+            let packet = crate::kernel::check::packet_of(&p);
+            let wa = walk_seq(&a, &packet, Some(&host), &mut ca);
+            let wb = walk_seq(&b, &packet, Some(&host), &mut cb);
+            if matches!(wa.fate, Fate::Inconclusive(_)) || matches!(wb.fate, Fate::Inconclusive(_))
+            {
+                out.inconclusive += 1;
+                continue;
+            }
+            out.compared += 1;
+            if wa.fate.as_str() != wb.fate.as_str() {
+                out.first = Some((
+                    format!("{packet} (in a sequence)"),
+                    wa.fate.as_str().to_string(),
+                    wb.fate.as_str().to_string(),
+                ));
+                out.report = format!(
+                    "sequence packet: {packet}\n\n== iptables-save ==\n{ipt_text}\n== nft ==\n{nft_text}\n== walk (iptables) ==\n{wa}\n\n== walk (nft) ==\n{wb}\n"
+                );
+                break;
+            }
         }
     }
     if out.first.is_none() {

@@ -13,6 +13,8 @@
 
 pub mod campaign;
 pub mod minimize;
+#[cfg(test)]
+mod properties;
 
 use crate::cluster::{Cluster, Endpoint, Flow};
 use crate::gen::case::Case;

@@ -1,0 +1,5 @@
+//! The reference engine vs Calico's iptables dataplane on a cluster the bytes generate.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fwsim::fuzzing::calico_divergence(data, fwsim::render::Flavor::CalicoIptables);
+});
