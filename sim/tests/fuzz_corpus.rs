@@ -152,7 +152,8 @@ fn divergence_corpora() {
         fuzzing::calico_divergence(d, Flavor::CalicoNftables)
     });
     let rs = replay("iptables_vs_nft", fuzzing::iptables_vs_nft);
-    for seen in [&ipt, &nft, &rs] {
+    let fast = replay("reference_fast", fuzzing::reference_fast);
+    for seen in [&ipt, &nft, &rs, &fast] {
         assert!(
             seen.iter().filter(|(_, o)| *o == Outcome::Accepted).count() >= 4,
             "{seen:?}"

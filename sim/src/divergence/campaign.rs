@@ -432,8 +432,9 @@ fn iptables_vs_nft(cs: u64) -> RulesetOutcome {
 }
 
 /// The reference engine's fast pod-to-pod path against its full evaluation, on a small
-/// generated cluster, for every pod pair on a few ports.
-fn reference_fast(cs: u64) -> (Option<String>, u64) {
+/// generated cluster, for every pod pair on a few ports: the first mismatch, and the
+/// number of verdicts compared.
+pub fn reference_fast(cs: u64) -> (Option<String>, u64) {
     use crate::cluster::{Endpoint, Flow};
     use crate::values::Protocol;
     let cluster = crate::gen::generate_cluster(
