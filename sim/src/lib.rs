@@ -49,6 +49,17 @@ pub(crate) mod testing {
         Some(paths)
     }
 
+    /// The cluster of the first scenario of a scenario text (panics when it does not load).
+    pub fn cluster_of(yaml: &str) -> crate::cluster::Cluster {
+        let found = crate::scenario::discover_text("<test>", yaml);
+        assert!(found.errors.is_empty(), "{:?}", found.errors);
+        let s = crate::scenario::load(&found.docs[0]).unwrap();
+        match s.body {
+            crate::scenario::Body::Cluster { cluster, .. } => *cluster,
+            _ => panic!("not a cluster"),
+        }
+    }
+
     /// A throwaway network namespace to run `nft` in (deleted on drop), so nothing touches
     /// the host's ruleset. None (and a printed reason) without root, `ip` or `nft`.
     pub struct Netns {

@@ -1202,15 +1202,7 @@ mod tests {
     use crate::render::Flavor;
 
     fn cluster(yaml: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        let found = crate::scenario::discover(&[path]);
-        let s = crate::scenario::load(&found.docs[0]).unwrap();
-        match s.body {
-            crate::scenario::Body::Cluster { cluster, .. } => *cluster,
-            _ => panic!("not a cluster"),
-        }
+        crate::testing::cluster_of(yaml)
     }
 
     fn scenario(overlay: &str, policies: &str) -> String {

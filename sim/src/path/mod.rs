@@ -745,15 +745,7 @@ mod tests {
 
     /// The cluster of a scenario text.
     fn cluster(yaml: &str) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        let found = crate::scenario::discover(&[path]);
-        let s = crate::scenario::load(&found.docs[0]).unwrap();
-        match s.body {
-            crate::scenario::Body::Cluster { cluster, .. } => *cluster,
-            _ => panic!("not a cluster"),
-        }
+        crate::testing::cluster_of(yaml)
     }
 
     const TWO_NODES: &str = "apiVersion: fwsim/v1\nkind: Scenario\nname: t\ncluster:\n  nodes:\n    - {name: node-1, ip: 192.168.0.1, podCIDR: 10.244.1.0/24}\n    - {name: node-2, ip: 192.168.0.2, podCIDR: 10.244.2.0/24}\n  namespaces: {x: {}}\n  pods:\n    - {name: x/a, node: node-1, ip: 10.244.1.10}\n    - {name: x/b, node: node-2, ip: 10.244.2.10}\n    - {name: x/c, node: node-1, ip: 10.244.1.11}\n  externals: {internet: 203.0.113.7}\nexpect: []\n";

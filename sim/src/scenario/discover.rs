@@ -87,20 +87,23 @@ pub fn discover(paths: &[PathBuf]) -> Discovered {
     for f in files {
         let file = Arc::new(f);
         match read_documents(&file) {
-            Ok(nodes) => {
-                for node in nodes {
-                    if node.get("kind").and_then(Node::as_str) == Some("Scenario") {
-                        out.docs.push(ScenarioDoc {
-                            file: file.clone(),
-                            node,
-                        });
-                    }
-                }
-            }
+            Ok(nodes) => keep_scenarios(&file, nodes, &mut out),
             Err(d) => out.errors.push(d),
         }
     }
     out
+}
+
+/// The `kind: Scenario` documents among `nodes`.
+fn keep_scenarios(file: &Arc<PathBuf>, nodes: Vec<Node>, out: &mut Discovered) {
+    for node in nodes {
+        if node.get("kind").and_then(Node::as_str) == Some("Scenario") {
+            out.docs.push(ScenarioDoc {
+                file: file.clone(),
+                node,
+            });
+        }
+    }
 }
 
 /// The scenario documents of a text, as if read from a file named `name` (generated
@@ -110,16 +113,7 @@ pub fn discover_text(name: &str, text: &str) -> Discovered {
     let mut out = Discovered::default();
     let file = Arc::new(PathBuf::from(name));
     match yaml::parse_documents(text) {
-        Ok(nodes) => {
-            for node in nodes {
-                if node.get("kind").and_then(Node::as_str) == Some("Scenario") {
-                    out.docs.push(ScenarioDoc {
-                        file: file.clone(),
-                        node,
-                    });
-                }
-            }
-        }
+        Ok(nodes) => keep_scenarios(&file, nodes, &mut out),
         Err(e) => out.errors.push(Diagnostic::error(
             Site::new(&file, e.loc.unwrap_or_default()),
             e.message,
