@@ -47,4 +47,4 @@ if cargo +nightly --version >/dev/null 2>&1; then
   cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
   cargo +nightly fuzz build --fuzz-dir fuzz
 fi
-cargo test --workspace
+cargo test --workspace --release
