@@ -254,8 +254,11 @@ fn write_case(
         None => format!("{target}-{cs}"),
     };
     let verdicts = super::reference_verdicts(case).unwrap_or_default();
+    let planted = crate::planted::active()
+        .map(|b| format!(" --planted {}", b.name()))
+        .unwrap_or_default();
     let mut header = format!(
-        "Found by `fwsim fuzz --target {target}` (case seed {cs}), minimized.\nReplay: fwsim run {0}/{name}.yaml   or   fwsim fuzz --target {target} --replay {cs}\nThe expectations are the reference engine's verdicts (NetworkPolicy semantics).\n",
+        "Found by `fwsim fuzz --target {target}{planted}` (case seed {cs}), minimized.\nReplay: fwsim run {0}/{name}.yaml   or   fwsim fuzz --target {target}{planted} --replay {cs}\nThe expectations are the reference engine's verdicts (NetworkPolicy semantics).\n",
         dir.display()
     );
     for f in &report.findings {
