@@ -526,12 +526,7 @@ fn main() -> ExitCode {
                 Ok(b) => b,
                 Err(m) => return usage_error(&format!("--backends: {m}")),
             };
-            let seed = seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
+            let seed = seed.unwrap_or_else(clock_seed);
             eprintln!("kernel-check: seed {seed} (replay with --seed {seed})");
             let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let opts = fwsim::kernel::check::CheckOptions {
@@ -729,12 +724,7 @@ fn fuzz_cmd(a: FuzzCli) -> ExitCode {
         print!("{}", campaign::replay(targets[0], cs));
         return ExitCode::SUCCESS;
     }
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
+    let seed = a.seed.unwrap_or_else(clock_seed);
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -867,4 +857,12 @@ fn append_fuzz_csv(
         )?;
     }
     Ok(())
+}
+
+/// A seed from the clock, for runs not given one (printed, so they replay).
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
 }

@@ -36,8 +36,7 @@ fn verdicts(c: &Case) -> Option<Verdicts> {
     Some((flows, reference, dataplane))
 }
 
-fn pod_of(c: &Case, e: &Endpoint, cluster: &crate::cluster::Cluster) -> Option<String> {
-    let _ = c;
+fn pod_of(e: &Endpoint, cluster: &crate::cluster::Cluster) -> Option<String> {
     match e {
         Endpoint::Pod(p) => Some(cluster.pod_name(*p)),
         _ => None,
@@ -77,7 +76,7 @@ fn adding_a_policy_keeps_unselected_pods_allowed(seed: u64, pick: u8) -> TestRes
         return TestResult::discard();
     };
     let selected = |e: &Endpoint| {
-        pod_of(&base, e, &cluster).is_some_and(|name| {
+        pod_of(e, &cluster).is_some_and(|name| {
             base.pods.iter().any(|p| {
                 p.qualified() == name
                     && p.ns == ns

@@ -272,7 +272,7 @@ pub fn walk(ruleset: &Ruleset, packet: &Packet) -> Walk {
 
 /// Walk `packet` through `ruleset` on `host`.
 pub fn walk_on(ruleset: &Ruleset, packet: &Packet, host: Option<&Host>) -> Walk {
-    combine(walk_inner(ruleset, packet, host, None), packet)
+    combine(walk_inner(ruleset, packet, host, None))
 }
 
 /// Walk the next packet of a sequence: its conntrack state is not the packet's `ctstate`
@@ -296,7 +296,7 @@ pub fn walk_seq(
     } else if let Some(u) = first {
         ct.apply(u);
     }
-    combine(branches, packet)
+    combine(branches)
 }
 
 /// Like [`walk_seq`], but every `statistic` branch apart: each branch's walk (with its
@@ -354,8 +354,7 @@ struct Branch {
 }
 
 /// The branches' common fate, or inconclusive when they differ; the first branch's trace.
-fn combine(mut branches: Vec<Branch>, packet: &Packet) -> Walk {
-    let _ = packet;
+fn combine(mut branches: Vec<Branch>) -> Walk {
     let first = branches.remove(0);
     let fate = match branches
         .iter()
