@@ -58,7 +58,8 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// Measure the reference engine on a generated cluster and write CSV into reports/.
+    /// Measure and write CSV into reports/: the reference engine on a generated cluster, or
+    /// `bench netfilter` (the interpreter) or `bench dataplanes` (flows through the cluster path).
     Bench(fwsim::bench::BenchArgs),
     /// Validate a ruleset (format told apart by content) and print it back normalized.
     Parse {
