@@ -209,16 +209,7 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
         seconds: matrix_s,
     });
 
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
     let new = !args.out.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.out)
-        .map_err(|e| format!("cannot open {}: {e}", args.out.display()))?;
     let mut w = csv::Writer::from_writer(Vec::new());
     if new {
         w.write_record([
@@ -252,11 +243,24 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
         ])
         .map_err(|e| e.to_string())?;
     }
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
-    f.write_all(&bytes)
-        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    append(&args.out, w)?;
     let _ = writeln!(summary, "rows appended to {}", args.out.display());
     Ok(summary)
+}
+
+/// Append the CSV rows written into `w` to the file at `path` (its folder made if missing).
+fn append(path: &std::path::Path, w: csv::Writer<Vec<u8>>) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&bytes))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Today's date (UTC), from the system clock: `YYYY-MM-DD`.
@@ -449,17 +453,7 @@ fn dataplanes(args: &DataplanesArgs) -> Result<String, String> {
         ])
         .map_err(|e| e.to_string())?;
     }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.out)
-        .and_then(|mut f| f.write_all(&bytes))
-        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    append(&args.out, w)?;
     let _ = writeln!(summary, "rows appended to {}", args.out.display());
     Ok(summary)
 }
@@ -569,17 +563,7 @@ fn netfilter(args: &NetfilterArgs) -> Result<String, String> {
         ])
         .map_err(|e| e.to_string())?;
     }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&args.out)
-        .and_then(|mut f| f.write_all(&bytes))
-        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    append(&args.out, w)?;
     let _ = writeln!(summary, "rows appended to {}", args.out.display());
     Ok(summary)
 }

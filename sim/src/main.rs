@@ -127,41 +127,7 @@ enum Command {
     /// Hunt for divergences: generated clusters, policies and flows (or rulesets and
     /// probes) on every core, each finding minimized and written as a scenario into
     /// reports/divergences/. Exit 1 when anything was found.
-    Fuzz {
-        /// Targets (comma-separated): calico-iptables, calico-nftables, iptables-vs-nft,
-        /// reference-fast. Default: all.
-        #[arg(long, value_delimiter = ',')]
-        target: Vec<String>,
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60.0)]
-        seconds: f64,
-        /// Seed of the run (default: from the clock, printed); case i uses a seed derived
-        /// from it and i.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Worker threads (default: every core).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Where minimized findings are written.
-        #[arg(long, default_value = "reports/divergences")]
-        out: PathBuf,
-        /// Findings minimized and written per target (the rest are counted).
-        #[arg(long, default_value_t = 10)]
-        max_written: usize,
-        /// Stop each target at its first finding (time to find).
-        #[arg(long)]
-        stop_at_first: bool,
-        /// Switch on a known-wrong semantics, to measure the fuzzers (see `fwsim fuzz
-        /// --planted list`).
-        #[arg(long, value_name = "BUG")]
-        planted: Option<String>,
-        /// Run one case of one target from its case seed and print what it found.
-        #[arg(long, value_name = "CASE_SEED")]
-        replay: Option<u64>,
-        /// CSV file to append one row per target to.
-        #[arg(long, default_value = "reports/fuzz.csv")]
-        csv: PathBuf,
-    },
+    Fuzz(FuzzCli),
     /// Walk one packet through a ruleset and print every rule it touched.
     Trace {
         /// The ruleset file (may start with an `ipset save` dump).
@@ -418,29 +384,7 @@ fn main() -> ExitCode {
             name.as_deref(),
             out.as_ref(),
         ),
-        Command::Fuzz {
-            target,
-            seconds,
-            seed,
-            jobs,
-            out,
-            max_written,
-            stop_at_first,
-            planted,
-            replay,
-            csv,
-        } => fuzz_cmd(FuzzCli {
-            target,
-            seconds,
-            seed,
-            jobs,
-            out,
-            max_written,
-            stop_at_first,
-            planted,
-            replay,
-            csv,
-        }),
+        Command::Fuzz(args) => fuzz_cmd(args),
         Command::Trace {
             ruleset,
             ipsets,
@@ -675,16 +619,40 @@ fn render_cmd(
     ExitCode::SUCCESS
 }
 
+#[derive(clap::Args)]
 struct FuzzCli {
+    /// Targets (comma-separated): calico-iptables, calico-nftables, iptables-vs-nft,
+    /// reference-fast. Default: all.
+    #[arg(long, value_delimiter = ',')]
     target: Vec<String>,
+    /// Seconds per target.
+    #[arg(long, default_value_t = 60.0)]
     seconds: f64,
+    /// Seed of the run (default: from the clock, printed); case i uses a seed derived
+    /// from it and i.
+    #[arg(long)]
     seed: Option<u64>,
+    /// Worker threads (default: every core).
+    #[arg(long)]
     jobs: Option<usize>,
+    /// Where minimized findings are written.
+    #[arg(long, default_value = "reports/divergences")]
     out: PathBuf,
+    /// Findings minimized and written per target (the rest are counted).
+    #[arg(long, default_value_t = 10)]
     max_written: usize,
+    /// Stop each target at its first finding (time to find).
+    #[arg(long)]
     stop_at_first: bool,
+    /// Switch on a known-wrong semantics, to measure the fuzzers (see `fwsim fuzz
+    /// --planted list`).
+    #[arg(long, value_name = "BUG")]
     planted: Option<String>,
+    /// Run one case of one target from its case seed and print what it found.
+    #[arg(long, value_name = "CASE_SEED")]
     replay: Option<u64>,
+    /// CSV file to append one row per target to.
+    #[arg(long, default_value = "reports/fuzz.csv")]
     csv: PathBuf,
 }
 
