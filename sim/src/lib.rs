@@ -20,6 +20,7 @@ pub mod render;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod snapshot;
 pub mod syntax;
 pub mod values;
 

@@ -61,11 +61,16 @@ enum Command {
     /// Measure and write CSV into reports/: the reference engine on a generated cluster, or
     /// `bench netfilter` (the interpreter) or `bench dataplanes` (flows through the cluster path).
     Bench(fwsim::bench::BenchArgs),
-    /// Validate a ruleset (format told apart by content) and print it back normalized.
+    /// Validate a ruleset (format told apart by content) and print it back normalized; or,
+    /// with --node, check every file of a node snapshot and summarize it.
     Parse {
         /// iptables-save / ip6tables-save output, nft text or nft JSON (`nft -j list ruleset`);
         /// may start with an `ipset save` dump.
-        file: PathBuf,
+        #[arg(required_unless_present = "node")]
+        file: Option<PathBuf>,
+        /// A node snapshot directory (`fwsim collect`).
+        #[arg(long, value_name = "DIR", conflicts_with = "file")]
+        node: Option<PathBuf>,
         /// The host's ipsets (`ipset save` output), for rules with `-m set`.
         #[arg(long, value_name = "FILE")]
         ipsets: Option<PathBuf>,
@@ -128,22 +133,50 @@ enum Command {
     /// probes) on every core, each finding minimized and written as a scenario into
     /// reports/divergences/. Exit 1 when anything was found.
     Fuzz(FuzzCli),
-    /// Walk one packet through a ruleset and print every rule it touched.
+    /// Walk one packet through a ruleset (or everything a node snapshot holds) and print
+    /// every rule it touched.
     Trace {
-        /// The ruleset file (may start with an `ipset save` dump).
-        ruleset: PathBuf,
-        /// The host's ipsets (`ipset save` output), for rules with `-m set`.
-        #[arg(long, value_name = "FILE")]
-        ipsets: Option<PathBuf>,
+        /// The ruleset file (may start with an `ipset save` dump), unless --node gives the
+        /// rules; then the packet fields. With --node and a file, the file's rules are
+        /// walked on the node's addresses, routes and ipsets (a dry run before applying).
         /// Packet fields: src=10.0.0.5 dst=10.0.0.1 protocol=tcp dport=22 iif=eth0 hook=input ...
         /// Several packets separated by `then` are a sequence: one conntrack table, so a
         /// reply is ESTABLISHED and gets its connection's NAT undone (their `ctstate` is
-        /// computed, not given).
-        #[arg(required = true)]
-        packet: Vec<String>,
+        /// computed, not given). Without `hook=`, the host's routes decide it (as the
+        /// kernel's routing does) where --node, --addr or --route give them.
+        #[arg(required = true, value_name = "[RULESET] FIELD=VALUE")]
+        args: Vec<String>,
+        /// A node snapshot directory (`fwsim collect`): its rules, ipsets, addresses,
+        /// routes and devices.
+        #[arg(long, value_name = "DIR")]
+        node: Option<PathBuf>,
+        /// The host's ipsets (`ipset save` output), for rules with `-m set`.
+        #[arg(long, value_name = "FILE")]
+        ipsets: Option<PathBuf>,
+        /// A host address, with its prefix and device (repeatable): 192.168.0.1/24@eth0.
+        #[arg(long = "addr", value_name = "CIDR[@DEV]")]
+        addrs: Vec<String>,
+        /// A route (repeatable): 10.244.0.0/16@tunl0, default@eth0.
+        #[arg(long = "route", value_name = "CIDR@DEV")]
+        routes: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+    },
+    /// Write a node snapshot: the output of iptables-legacy-save, iptables-nft-save (and
+    /// ip6), ipset save, nft -j list ruleset, ip -j addr/route/link/rule and the sysctls
+    /// that decide the path, one file per command (docs/snapshots.md). Exit 2 when some
+    /// command could not run (each is named); what could be collected is written.
+    Collect {
+        /// Collect inside this network namespace (`ip netns exec`).
+        #[arg(long, value_name = "NAME")]
+        netns: Option<String>,
+        /// The snapshot directory (created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The node's name in node.yaml (default: the namespace's name, else the host name).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -242,7 +275,15 @@ fn main() -> ExitCode {
             }
             ExitCode::from(report.exit_code() as u8)
         }
-        Command::Parse { file, ipsets, to } => {
+        Command::Parse {
+            file,
+            node,
+            ipsets,
+            to,
+        } => {
+            let Some(file) = file else {
+                return parse_node_cmd(node.as_deref().expect("clap: file or --node"));
+            };
             let text = match read_or_exit(&file) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -386,73 +427,40 @@ fn main() -> ExitCode {
         ),
         Command::Fuzz(args) => fuzz_cmd(args),
         Command::Trace {
-            ruleset,
+            args,
+            node,
             ipsets,
-            packet,
+            addrs,
+            routes,
             format,
-        } => {
-            let text = match read_or_exit(&ruleset) {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            let sets = match read_ipsets_or_exit(ipsets.as_ref()) {
-                Ok(s) => s,
-                Err(code) => return code,
-            };
-            let rs = match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
-                if let Some(sets) = sets {
-                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
-                }
-                Ok(rs)
-            }) {
-                Ok(rs) => rs,
-                Err(e) => {
-                    eprintln!("{}:{}: error: {}", ruleset.display(), e.loc, e.message);
-                    return ExitCode::from(2);
-                }
-            };
-            let mut packets = Vec::new();
-            for args in packet.split(|a| a == "then") {
-                match fwsim::scenario::packet_from_args(args) {
-                    Ok(p) => packets.push(p),
-                    Err(errors) => {
-                        for e in errors {
-                            eprintln!("{}", e.message);
-                        }
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            let mut ct = fwsim::netfilter::interp::Conntrack::default();
-            let walks: Vec<_> = packets
-                .iter()
-                .map(|p| match packets.len() {
-                    1 => fwsim::netfilter::interp::walk(&rs, p),
-                    _ => fwsim::netfilter::interp::walk_seq(&rs, p, None, &mut ct),
-                })
-                .collect();
-            match format {
-                Format::Human => {
-                    for (i, (p, w)) in packets.iter().zip(&walks).enumerate() {
-                        if i > 0 {
-                            println!();
-                        }
-                        println!("{p}\n{w}");
-                    }
-                }
-                Format::Json => {
-                    let list: Vec<_> = walks.iter().map(fwsim::report::trace::trace_json).collect();
-                    let value = match list.len() {
-                        1 => list.into_iter().next().expect("one walk"),
-                        _ => serde_json::Value::Array(list),
-                    };
+        } => trace_cmd(
+            args,
+            node.as_deref(),
+            ipsets.as_ref(),
+            &addrs,
+            &routes,
+            format,
+        ),
+        Command::Collect { netns, out, name } => {
+            match fwsim::snapshot::collect::collect(netns.as_deref(), &out, name.as_deref()) {
+                Err(e) => usage_error(&e),
+                Ok(report) => {
                     println!(
-                        "{}",
-                        serde_json::to_string_pretty(&value).expect("JSON values serialize")
+                        "wrote {} of {} files into {}",
+                        report.written.len(),
+                        report.written.len() + report.failed.len(),
+                        report.dir.display()
                     );
+                    for (file, why) in &report.failed {
+                        eprintln!("fwsim collect: {file} not collected: {why}");
+                    }
+                    if report.failed.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
                 }
             }
-            ExitCode::SUCCESS
         }
         Command::KernelCheck {
             seed,
@@ -834,4 +842,236 @@ fn clock_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1)
+}
+
+/// A node snapshot, read; its error printed (exit 2).
+fn read_snapshot_or_exit(dir: &std::path::Path) -> Result<fwsim::snapshot::Snapshot, ExitCode> {
+    fwsim::snapshot::read(dir).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(2)
+    })
+}
+
+/// `fwsim parse --node DIR`: every file of the snapshot checked, then a summary.
+fn parse_node_cmd(dir: &std::path::Path) -> ExitCode {
+    let s = match read_snapshot_or_exit(dir) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let info = &s.info;
+    println!(
+        "node {} (collected {}, kernel {})",
+        s.name(),
+        info.collected_at.as_deref().unwrap_or("at an unknown time"),
+        info.kernel.as_deref().unwrap_or("unknown")
+    );
+    let mut files: Vec<&str> = s.table_files.clone();
+    files.dedup();
+    for f in files {
+        let tables: Vec<&fwsim::netfilter::ir::Table> = s
+            .ruleset
+            .tables
+            .iter()
+            .zip(&s.table_files)
+            .filter(|(_, tf)| **tf == f)
+            .map(|(t, _)| t)
+            .collect();
+        let chains: usize = tables.iter().map(|t| t.chains.len()).sum();
+        let rules: usize = tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum();
+        println!(
+            "  {f}: {} table{} ({}), {chains} chains, {rules} rules",
+            tables.len(),
+            if tables.len() == 1 { "" } else { "s" },
+            tables
+                .iter()
+                .map(|t| format!("{} {}", t.family.as_str(), t.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for t in tables {
+            let one = fwsim::netfilter::ir::Ruleset {
+                tables: vec![t.clone()],
+                ipsets: None,
+            };
+            for (loc, what) in one.unsupported() {
+                eprintln!(
+                    "{}:{loc}: warning: not modelled: {what} (a packet reaching it is inconclusive)",
+                    s.dir.join(f).display()
+                );
+            }
+        }
+    }
+    if let Some(sets) = &s.ruleset.ipsets {
+        println!("  ipset-save.txt: {} sets", sets.sets.len());
+    }
+    let devs: std::collections::BTreeSet<&str> = s.addrs.iter().map(|a| a.dev.as_str()).collect();
+    println!(
+        "  addresses: {} on {} devices; devices: {}; routes: {}",
+        s.addrs.len(),
+        devs.len(),
+        s.links.len(),
+        s.routing.routes.len()
+    );
+    for tie in s.ruleset.priority_ties() {
+        eprintln!("{}: warning: {tie}", s.dir.display());
+    }
+    for n in &s.notes {
+        println!("note: {n}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `fwsim trace`: a ruleset file or a node snapshot, the packet placed by the node's routes.
+fn trace_cmd(
+    args: Vec<String>,
+    node: Option<&std::path::Path>,
+    ipsets: Option<&PathBuf>,
+    addrs: &[String],
+    routes: &[String],
+    format: Format,
+) -> ExitCode {
+    use fwsim::netfilter::interp::{walk_on, walk_seq, Conntrack};
+    use fwsim::snapshot::place::{place, Given, Placed};
+    let (file, fields) = match args.first() {
+        Some(a) if !a.contains('=') && a != "then" => (Some(PathBuf::from(a)), &args[1..]),
+        _ => (None, &args[..]),
+    };
+    if file.is_none() && node.is_none() {
+        return usage_error(
+            "trace: expected a ruleset file before the packet fields, or --node DIR (a snapshot)",
+        );
+    }
+    if node.is_some() && (!addrs.is_empty() || !routes.is_empty()) {
+        return usage_error(
+            "trace: --addr and --route describe a bare ruleset's host; with --node the snapshot's addresses and routes are used",
+        );
+    }
+    let snap = match (node, addrs.is_empty() && routes.is_empty()) {
+        (Some(d), _) => match read_snapshot_or_exit(d) {
+            Ok(s) => Some(s),
+            Err(code) => return code,
+        },
+        (None, false) => match fwsim::snapshot::place::from_flags(addrs, routes) {
+            Ok(s) => Some(s),
+            Err(e) => return usage_error(&e),
+        },
+        (None, true) => None,
+    };
+    let sets = match read_ipsets_or_exit(ipsets) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rs = match &file {
+        Some(path) => {
+            let text = match read_or_exit(path) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let node_sets = snap.as_ref().and_then(|s| s.ruleset.ipsets.clone());
+            match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
+                if let Some(sets) =
+                    sets.or(node_sets.filter(|_| rs.ipsets.is_none() && rs.uses_ipsets()))
+                {
+                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
+                }
+                Ok(rs)
+            }) {
+                Ok(rs) => rs,
+                Err(e) => {
+                    eprintln!("{}:{}: error: {}", path.display(), e.loc, e.message);
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            let mut rs = snap.as_ref().expect("--node").ruleset.clone();
+            if let Some(sets) = sets {
+                if let Err(e) = fwsim::netfilter::attach_ipsets(&mut rs, sets) {
+                    return usage_error(&format!("--ipsets: {}", e.message));
+                }
+            }
+            rs
+        }
+    };
+    if let Some(s) = snap.as_ref().filter(|_| node.is_some()) {
+        for n in &s.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    let mut packets = Vec::new();
+    for a in fields.split(|a| a == "then") {
+        match fwsim::scenario::packet_from_args(a) {
+            Ok(p) => packets.push((p, Given::of_args(a))),
+            Err(errors) => {
+                for e in errors {
+                    eprintln!("{}", e.message);
+                }
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let seq = packets.len() > 1;
+    let host = snap.as_ref().map(|s| &s.host);
+    let mut ct = Conntrack::default();
+    let mut json = Vec::new();
+    for (i, (p, given)) in packets.into_iter().enumerate() {
+        let placed = match &snap {
+            Some(s) => place(s, p, given),
+            None => Placed::Walk(p, Vec::new()),
+        };
+        let (p, notes, result) = match placed {
+            Placed::Walk(p, notes) => {
+                let w = if seq {
+                    walk_seq(&rs, &p, host, &mut ct)
+                } else {
+                    walk_on(&rs, &p, host)
+                };
+                (p, notes, Ok(w))
+            }
+            Placed::Dropped(p, notes, why) => (p, notes, Err(("drop", format!("routing: {why}")))),
+            Placed::Undecided(p, notes, why) => {
+                (p, notes, Err(("inconclusive", format!("routing: {why}"))))
+            }
+        };
+        match format {
+            Format::Human => {
+                if i > 0 {
+                    println!();
+                }
+                println!("{p}");
+                for n in &notes {
+                    println!("route: {n}");
+                }
+                match &result {
+                    Ok(w) => println!("{w}"),
+                    Err((verdict, why)) => println!("verdict: {verdict} ({why})"),
+                }
+            }
+            Format::Json => {
+                let mut v = match &result {
+                    Ok(w) => fwsim::report::trace::trace_json(w),
+                    Err((verdict, why)) => serde_json::json!({
+                        "verdict": verdict, "reason": why, "trace": [],
+                    }),
+                };
+                v["route"] = serde_json::json!(notes);
+                json.push(v);
+            }
+        }
+    }
+    if let Format::Json = format {
+        let value = match json.len() {
+            1 => json.into_iter().next().expect("one walk"),
+            _ => serde_json::Value::Array(json),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON values serialize")
+        );
+    }
+    ExitCode::SUCCESS
 }

@@ -291,6 +291,8 @@ pub fn dut_host() -> Host {
     let net = |s: &str| s.parse().expect("lab network");
     Host {
         iface_addrs: Vec::new(),
+        complete: false,
+        no_forwarding: (false, false),
         addresses: DUT_ADDRS
             .iter()
             .map(|a| a.parse().expect("lab address"))

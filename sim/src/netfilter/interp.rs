@@ -219,6 +219,15 @@ pub struct Host {
     pub routes: Vec<(crate::values::Cidr, String)>,
     /// (interface, its address): MASQUERADE takes the output interface's address.
     pub iface_addrs: Vec<(String, IpAddr)>,
+    /// The routes are the host's whole routing table (a node snapshot, `--addr`/`--route`):
+    /// a received packet that routing cannot deliver is dropped after PREROUTING (no
+    /// route, a route to nowhere, whose device is "", forwarding off), as the kernel's
+    /// `ip_route_input` drops it. A forwarded packet placed without an output device is
+    /// such a packet, unless a DNAT in PREROUTING gives it a destination that routes.
+    pub complete: bool,
+    /// Forwarding is off (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding` = 0):
+    /// (IPv4, IPv6).
+    pub no_forwarding: (bool, bool),
 }
 
 impl Host {
@@ -255,12 +264,48 @@ impl Host {
         }
     }
 
+    /// The output device of the longest-prefix route to `dst`; "" for a route to nowhere.
     pub fn route(&self, dst: IpAddr) -> Option<&str> {
+        self.best_route(dst)
+            .map(|dev| if dev.starts_with(':') { "" } else { dev })
+    }
+
+    /// The route's device as stored: a route to nowhere is `:blackhole`, `:unreachable` or
+    /// `:prohibit` (no device name has a colon).
+    fn best_route(&self, dst: IpAddr) -> Option<&str> {
         self.routes
             .iter()
             .filter(|(net, _)| net.contains(&dst))
             .max_by_key(|(net, _)| net.prefix_len())
             .map(|(_, dev)| dev.as_str())
+    }
+
+    /// On a host whose routes are complete: why routing does not forward a received packet
+    /// to `dst` (ip_route_input_slow, ip_error), and whether the kernel answers with an
+    /// ICMP error (rate-limited per source: ip_rt_error_burst) or drops it silently.
+    pub fn unroutable(&self, dst: IpAddr) -> Option<Fate> {
+        let off = if dst.is_ipv4() {
+            self.no_forwarding.0
+        } else {
+            self.no_forwarding.1
+        };
+        let icmp = |what: &str| {
+            Fate::Reject(format!(
+                "routing: {what} (the kernel's ICMP error, rate-limited per source)"
+            ))
+        };
+        match self.best_route(dst) {
+            Some(":blackhole") => Some(Fate::Drop),
+            _ if off => Some(Fate::Drop),
+            None => Some(icmp(&format!("no route to {dst}: net-unreachable"))),
+            Some(":unreachable") => Some(icmp(&format!(
+                "an unreachable route to {dst}: host-unreachable"
+            ))),
+            Some(":prohibit") => Some(icmp(&format!(
+                "a prohibit route to {dst}: admin-prohibited"
+            ))),
+            Some(_) => None,
+        }
     }
 }
 
@@ -840,6 +885,34 @@ impl<'a> Run<'a> {
                         hooks = &[Hook::Prerouting, Hook::Forward, Hook::Postrouting];
                         self.path = PacketHook::Forward;
                         st.oif = host.route(st.dst).map(str::to_string);
+                    }
+                }
+                // On a complete host, routing itself may refuse to forward the packet
+                // (placed without an output device, or re-routed after a DNAT).
+                if host.complete
+                    && self.path == PacketHook::Forward
+                    && (st.oif.is_none() || st.dst != p.dst)
+                {
+                    if let Some(fate) = host.unroutable(st.dst) {
+                        let why = match &fate {
+                            Fate::Reject(why) => why.clone(),
+                            _ if host.route(st.dst) == Some("") => {
+                                format!("routing: a blackhole route to {}: dropped", st.dst)
+                            }
+                            _ => format!(
+                                "routing: forwarding is off, {} is not this host's: dropped",
+                                st.dst
+                            ),
+                        };
+                        self.trace.push(Step {
+                            hook: Hook::Prerouting,
+                            table: "routing".into(),
+                            chain: "after PREROUTING".into(),
+                            rule: None,
+                            text: String::new(),
+                            effect: why,
+                        });
+                        return (fate, st.mark);
                     }
                 }
             }
@@ -1899,6 +1972,8 @@ mod tests {
     fn addrtype_and_rerouting_on_a_known_host() {
         let host = Host {
             iface_addrs: Vec::new(),
+            complete: false,
+            no_forwarding: (false, false),
             addresses: vec!["10.0.0.1".parse().unwrap()],
             networks: vec!["10.0.0.0/24".parse().unwrap()],
             routes: vec![
@@ -1948,6 +2023,8 @@ mod tests {
         );
         let host = Host {
             iface_addrs: Vec::new(),
+            complete: false,
+            no_forwarding: (false, false),
             addresses: vec!["10.1.0.1".parse().unwrap()],
             networks: vec!["10.1.0.0/24".parse().unwrap()],
             routes: vec![("10.1.0.0/24".parse().unwrap(), "eth1".into())],
@@ -1974,6 +2051,8 @@ mod tests {
     fn nft_fib_on_a_known_host() {
         let host = Host {
             iface_addrs: Vec::new(),
+            complete: false,
+            no_forwarding: (false, false),
             addresses: vec!["10.0.0.1".parse().unwrap()],
             networks: vec!["10.0.0.0/24".parse().unwrap()],
             routes: vec![
@@ -2007,6 +2086,8 @@ mod tests {
         let rs = crate::netfilter::read_ruleset(rules).unwrap();
         let host = Host {
             iface_addrs: Vec::new(),
+            complete: false,
+            no_forwarding: (false, false),
             addresses: vec!["203.0.113.1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
             networks: vec![
                 "203.0.113.0/24".parse().unwrap(),

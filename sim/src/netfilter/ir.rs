@@ -518,6 +518,17 @@ pub struct Ruleset {
 }
 
 impl Ruleset {
+    /// Some rule matches an ipset (`-m set`).
+    pub fn uses_ipsets(&self) -> bool {
+        self.tables.iter().any(|t| {
+            t.chains.iter().any(|c| {
+                c.rules
+                    .iter()
+                    .any(|r| r.matches.iter().any(|m| matches!(m, Match::Set { .. })))
+            })
+        })
+    }
+
     /// Base chains registered at the same hook with the same priority (nat chains among
     /// themselves, others among themselves), in families that can see the same packet:
     /// the kernel runs the one registered last first (H9), which nft documents as

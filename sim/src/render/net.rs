@@ -205,6 +205,8 @@ impl ClusterNet {
             networks: n.addresses.iter().map(|a| Cidr::from(*a)).collect(),
             routes: n.routes.clone(),
             iface_addrs: n.iface_addrs.clone(),
+            complete: false,
+            no_forwarding: (false, false),
         }
     }
 }
