@@ -364,6 +364,44 @@ pub fn judge(
         .collect())
 }
 
+/// [`judge`] with a node snapshot in between: after the ruleset is loaded and
+/// `dut_commands` (such as extra routes) have run in the DUT, `fwsim collect` writes the
+/// DUT's snapshot into `out`; then the probes are sent. The snapshot holds the observer's
+/// table too ([`observer::TABLE`]): it is the harness's, and a caller walking the
+/// snapshot leaves it out.
+pub fn judge_collected(
+    backend: Backend,
+    v6: bool,
+    ruleset: &str,
+    ipsets: Option<&str>,
+    dut_commands: &[Vec<String>],
+    probes: &[GenProbe],
+    out: &std::path::Path,
+) -> Result<Vec<KernelFate>, KernelError> {
+    available(&[backend])?;
+    let (lab, sender) = loaded_lab(&LabSpec::default(), backend, v6, ruleset, ipsets)?;
+    for c in dut_commands {
+        let args: Vec<&str> = c.iter().map(String::as_str).collect();
+        lab.in_dut(&args, None)?;
+    }
+    let report = crate::snapshot::collect::collect(Some(&lab.dut), out, Some("dut"))
+        .map_err(KernelError::Tool)?;
+    if let Some((file, why)) = report.failed.first() {
+        return Err(KernelError::Tool(format!("collect: {file}: {why}")));
+    }
+    let probes_: Vec<Probe> = probes
+        .iter()
+        .enumerate()
+        .map(|(j, p)| probe_of(p, j))
+        .collect();
+    let seen = send_and_observe(&lab, &sender, &probes_)?;
+    Ok(probes
+        .iter()
+        .enumerate()
+        .map(|(j, p)| seen.fate(j as u16 + 1, p.protocol == 6))
+        .collect())
+}
+
 /// A fresh lab shaped by `spec` with `ipsets` (if any) and then `ruleset` loaded into its
 /// DUT as `backend` loads it, and a sender in it.
 pub(crate) fn loaded_lab(

@@ -283,7 +283,7 @@ impl Host {
     /// On a host whose routes are complete: why routing does not forward a received packet
     /// to `dst` (ip_route_input_slow, ip_error), and whether the kernel answers with an
     /// ICMP error (rate-limited per source: ip_rt_error_burst) or drops it silently.
-    pub fn unroutable(&self, dst: IpAddr) -> Option<Fate> {
+    pub fn unroutable(&self, src: IpAddr, dst: IpAddr) -> Option<Fate> {
         let off = if dst.is_ipv4() {
             self.no_forwarding.0
         } else {
@@ -294,9 +294,12 @@ impl Host {
                 "routing: {what} (the kernel's ICMP error, rate-limited per source)"
             ))
         };
+        // The ICMP error is routed back to the source like any packet the host sends.
+        let answers = matches!(self.route(src), Some(d) if !d.is_empty());
         match self.best_route(dst) {
             Some(":blackhole") => Some(Fate::Drop),
             _ if off => Some(Fate::Drop),
+            None | Some(":unreachable" | ":prohibit") if !answers => Some(Fate::Drop),
             None => Some(icmp(&format!("no route to {dst}: net-unreachable"))),
             Some(":unreachable") => Some(icmp(&format!(
                 "an unreachable route to {dst}: host-unreachable"
@@ -893,12 +896,16 @@ impl<'a> Run<'a> {
                     && self.path == PacketHook::Forward
                     && (st.oif.is_none() || st.dst != p.dst)
                 {
-                    if let Some(fate) = host.unroutable(st.dst) {
+                    if let Some(fate) = host.unroutable(st.src, st.dst) {
                         let why = match &fate {
                             Fate::Reject(why) => why.clone(),
                             _ if host.route(st.dst) == Some("") => {
-                                format!("routing: a blackhole route to {}: dropped", st.dst)
+                                format!("routing: a route to nowhere for {}: dropped", st.dst)
                             }
+                            _ if matches!(host.route(st.src), None | Some("")) => format!(
+                                "routing: {} does not route, nor does the ICMP error back to {}: dropped",
+                                st.dst, st.src
+                            ),
                             _ => format!(
                                 "routing: forwarding is off, {} is not this host's: dropped",
                                 st.dst
