@@ -95,6 +95,11 @@ pub(crate) mod testing {
             }
         }
 
+        /// The namespace's name (`ip netns exec NAME`).
+        pub fn name(&self) -> &str {
+            &self.name
+        }
+
         /// `PROGRAM ARGS < stdin` in the namespace: stdout, or stderr as the error.
         pub fn run(&self, argv: &[&str], stdin: Option<&str>) -> Result<String, String> {
             use std::io::Write;

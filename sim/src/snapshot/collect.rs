@@ -260,6 +260,63 @@ pub fn collect(netns: Option<&str>, out: &Path, name: Option<&str>) -> Result<Re
 
 #[cfg(test)]
 mod tests {
+    /// `fwsim collect` and scripts/collect-node.sh write the same files (comments and
+    /// node.yaml's time aside) from a namespace holding rules of every backend, and the
+    /// snapshot reads.
+    #[test]
+    fn the_shell_fallback_writes_the_same_snapshot() {
+        let Some(ns) = crate::testing::Netns::new("collect") else {
+            return;
+        };
+        let missing: Vec<&str> = ["iptables-legacy-restore", "iptables-nft-restore", "ipset"]
+            .into_iter()
+            .filter(|t| !super::on_path(t))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!("skipped: missing {missing:?}");
+            return;
+        }
+        for (argv, stdin) in [
+            (&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"][..], None),
+            (&["ip", "addr", "add", "192.168.0.1/24", "dev", "eth0"], None),
+            (&["ip", "link", "set", "eth0", "up"], None),
+            (&["ipset", "create", "s", "hash:ip"], None),
+            (&["iptables-legacy-restore"], Some("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set s src -j DROP\nCOMMIT\n")),
+            (&["iptables-nft-restore"], Some("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 192.168.0.9\nCOMMIT\n")),
+            (&["nft", "add", "table", "inet", "mine"], None),
+        ] {
+            ns.run(argv, stdin).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        }
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let report = super::collect(Some(ns.name()), a.path(), Some("n1")).unwrap();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/collect-node.sh");
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .args(["--netns", ns.name(), "--name", "n1", "--out"])
+            .arg(b.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let strip = |t: String| -> String {
+            t.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("collected_at:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for (file, _) in crate::snapshot::FILES {
+            let x = std::fs::read_to_string(a.path().join(file)).unwrap_or_else(|_| panic!("fwsim collect wrote no {file}"));
+            let y = std::fs::read_to_string(b.path().join(file)).unwrap_or_else(|_| panic!("collect-node.sh wrote no {file}"));
+            assert_eq!(strip(x), strip(y), "{file}");
+        }
+        let s = crate::snapshot::read(a.path()).unwrap();
+        assert_eq!(s.name(), "n1");
+        assert!(s.ruleset.ipsets.is_some());
+        assert!(s.sysctl("net.ipv4.ip_forward").is_some(), "{:?}", s.sysctl);
+        assert!(s.addrs.iter().any(|x| x.dev == "eth0"));
+    }
+
     #[test]
     fn utc_dates_are_civil() {
         let now = super::utc_now();
