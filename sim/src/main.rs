@@ -293,7 +293,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             use fwsim::netfilter::Format as In;
-            let rs = match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
+            let rs = match fwsim::netfilter::read_ruleset_file(&text, &file).and_then(|mut rs| {
                 if let Some(sets) = sets {
                     fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
                 }
@@ -317,7 +317,7 @@ fn main() -> ExitCode {
             };
             // The nft syntax tree of nft text or JSON input (read above, so it parses).
             let tree = || match input {
-                Some(In::NftText) => fwsim::syntax::nft::parse(&text).ok(),
+                Some(In::NftText) => fwsim::netfilter::parse_nft(&text, Some(&file)).ok(),
                 Some(In::NftJson) => fwsim::syntax::nft_json::parse(&text).ok(),
                 _ => None,
             };

@@ -231,7 +231,10 @@ fn traces_on_collected_snapshots_are_the_kernels_verdicts() {
             Some((s, r)) => (Some(s), r),
             None => (None, text.clone()),
         };
-        if rules.contains("ip6tables") || fwsim::netfilter::read_ruleset(&text).is_err() {
+        let at = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/rulesets")
+            .join(&name);
+        if rules.contains("ip6tables") || fwsim::netfilter::read_ruleset_file(&text, &at).is_err() {
             eprintln!("{name}: not an IPv4 ruleset fwsim reads: left out");
             continue;
         }

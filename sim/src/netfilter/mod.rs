@@ -170,6 +170,29 @@ pub fn split_ipsets(text: &str) -> Option<(String, String)> {
 /// Read a ruleset of any supported format into the IR. A text that starts with an
 /// `ipset save` dump gets those sets attached ([`split_ipsets`]).
 pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
+    read_ruleset_at(text, None)
+}
+
+/// [`read_ruleset`] of the file at `path`: nft `include`s are read relative to it.
+pub fn read_ruleset_file(text: &str, path: &std::path::Path) -> Result<ir::Ruleset, RulesetError> {
+    read_ruleset_at(text, Some(path))
+}
+
+/// The nft syntax tree of nft text, with includes read when the file's path is known.
+pub fn parse_nft(
+    text: &str,
+    path: Option<&std::path::Path>,
+) -> Result<crate::syntax::nft::File, crate::syntax::nft::Error> {
+    match path {
+        Some(p) => crate::syntax::nft::parse_file(text, p),
+        None => crate::syntax::nft::parse(text),
+    }
+}
+
+fn read_ruleset_at(
+    text: &str,
+    path: Option<&std::path::Path>,
+) -> Result<ir::Ruleset, RulesetError> {
     if let Some((sets, rules)) = split_ipsets(text) {
         let sets = read_ipsets(&sets)?;
         if rules.trim().is_empty() {
@@ -178,15 +201,15 @@ pub fn read_ruleset(text: &str) -> Result<ir::Ruleset, RulesetError> {
                 message: "this is an ipset dump without a ruleset: expected iptables-save or nft text after it (or give the dump with --ipsets / `ipsets:`)".into(),
             });
         }
-        let mut rs = read_rules(&rules)?;
+        let mut rs = read_rules(&rules, path)?;
         attach_ipsets(&mut rs, sets)?;
         return Ok(rs);
     }
-    read_rules(text)
+    read_rules(text, path)
 }
 
 /// A ruleset without ipsets.
-fn read_rules(text: &str) -> Result<ir::Ruleset, RulesetError> {
+fn read_rules(text: &str, path: Option<&std::path::Path>) -> Result<ir::Ruleset, RulesetError> {
     match detect(text) {
         Some(Format::IptablesSave) => {
             let save = crate::syntax::iptables::parse(text)?;
@@ -211,7 +234,7 @@ fn read_rules(text: &str) -> Result<ir::Ruleset, RulesetError> {
             }
         }
         Some(Format::NftText) => {
-            let file = crate::syntax::nft::parse(text)?;
+            let file = parse_nft(text, path)?;
             Ok(from_nft::convert(&file)?)
         }
         Some(Format::NftJson) => {

@@ -291,14 +291,19 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let report = super::collect(Some(ns.name()), a.path(), Some("n1")).unwrap();
         assert!(report.failed.is_empty(), "{:?}", report.failed);
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/collect-node.sh");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/collect-node.sh");
         let out = std::process::Command::new("sh")
             .arg(&script)
             .args(["--netns", ns.name(), "--name", "n1", "--out"])
             .arg(b.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let strip = |t: String| -> String {
             t.lines()
                 .filter(|l| !l.starts_with('#') && !l.starts_with("collected_at:"))
@@ -306,8 +311,10 @@ mod tests {
                 .join("\n")
         };
         for (file, _) in crate::snapshot::FILES {
-            let x = std::fs::read_to_string(a.path().join(file)).unwrap_or_else(|_| panic!("fwsim collect wrote no {file}"));
-            let y = std::fs::read_to_string(b.path().join(file)).unwrap_or_else(|_| panic!("collect-node.sh wrote no {file}"));
+            let x = std::fs::read_to_string(a.path().join(file))
+                .unwrap_or_else(|_| panic!("fwsim collect wrote no {file}"));
+            let y = std::fs::read_to_string(b.path().join(file))
+                .unwrap_or_else(|_| panic!("collect-node.sh wrote no {file}"));
             assert_eq!(strip(x), strip(y), "{file}");
         }
         let s = crate::snapshot::read(a.path()).unwrap();

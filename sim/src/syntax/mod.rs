@@ -10,6 +10,7 @@ pub mod iptables;
 pub mod k8s;
 pub mod matrix;
 pub mod nft;
+mod nft_include;
 pub mod nft_json;
 pub mod scenario;
 pub mod yaml;

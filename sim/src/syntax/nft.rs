@@ -6,7 +6,8 @@
 //! whatever the input (nesting is bounded by [`MAX_DEPTH`]). Statements and expressions
 //! fwsim does not know are kept as their words ([`Stmt::Other`], [`TableItem::Other`]) so one
 //! unknown thing does not sink the file; meaning is given later (`netfilter::from_nft`).
-//! `include` is refused (fwsim reads one self-contained text). [`File`]'s `Display` prints
+//! `include` is refused by [`parse`] (a text without a file has nothing to include from);
+//! [`parse_file`] reads the included files (`nft_include.rs`). [`File`]'s `Display` prints
 //! text `nft -c -f` accepts; parse → print → parse gives the same tree (locations aside).
 //!
 //! The tree keeps what was written: named priorities stay names, `$variables` stay
@@ -373,7 +374,7 @@ pub enum Expr {
 // Tokens.
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Tk {
+pub(super) enum Tk {
     Word(String),
     Str(String),
     Var(String),
@@ -383,9 +384,9 @@ enum Tk {
 }
 
 #[derive(Clone, Debug)]
-struct Token {
-    tk: Tk,
-    loc: Loc,
+pub(super) struct Token {
+    pub(super) tk: Tk,
+    pub(super) loc: Loc,
 }
 
 impl Tk {
@@ -423,7 +424,7 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_-./".contains(c)
 }
 
-fn lex(text: &str) -> Result<Vec<Token>, Error> {
+pub(super) fn lex(text: &str) -> Result<Vec<Token>, Error> {
     let mut out = Vec::new();
     let chars: Vec<char> = text.chars().collect();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
@@ -1848,18 +1849,45 @@ impl P {
 
 /// Parse nft text.
 pub fn parse(text: &str) -> Result<File, Error> {
-    let toks = lex(text)?;
-    let end = toks
-        .last()
-        .map(|t| t.loc)
-        .unwrap_or(Loc { line: 1, col: 1 });
-    let mut p = P {
-        toks,
-        i: 0,
-        depth: 0,
-        end,
-    };
-    p.file()
+    parse_tokens(lex(text)?, &[])
+}
+
+/// Parse the nft file at `path` whose text is `text`, reading the files its `include`
+/// statements name (relative to the including file, globs in the file name, a directory's
+/// files in name order; a glob matching nothing includes nothing, as nft has it; depth
+/// bounded). Tokens of an included file stand at the top-level `include` line; an error
+/// inside one names its file, line and column and the include chain.
+pub fn parse_file(text: &str, path: &std::path::Path) -> Result<File, Error> {
+    let (toks, origins) = super::nft_include::expand(text, path)?;
+    parse_tokens(toks, &origins)
+}
+
+/// `origins[i]`: where token `i` was written when an include brought it (the message
+/// prefix naming the file, line and column, and the chain).
+fn parse_tokens(toks: Vec<Token>, origins: &[Option<String>]) -> Result<File, Error> {
+    let mut p = P::new(toks);
+    p.file().map_err(|mut e| {
+        let at = p.i.min(p.toks.len().saturating_sub(1));
+        if let Some(Some(o)) = origins.get(at) {
+            e.message = format!("{o}: {}", e.message);
+        }
+        e
+    })
+}
+
+impl P {
+    fn new(toks: Vec<Token>) -> P {
+        let end = toks
+            .last()
+            .map(|t| t.loc)
+            .unwrap_or(Loc { line: 1, col: 1 });
+        P {
+            toks,
+            i: 0,
+            depth: 0,
+            end,
+        }
+    }
 }
 
 /// The words of an expression as printed.
