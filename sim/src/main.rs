@@ -196,6 +196,29 @@ fn read_or_exit(path: &PathBuf) -> Result<String, ExitCode> {
     }
 }
 
+/// The ruleset file at `path` (its nft includes read beside it), with `sets` attached, or
+/// else `fallback` (a snapshot's ipsets) when its rules use sets and it brings none; errors
+/// printed, located in the file (exit 2).
+fn read_ruleset_or_exit(
+    path: &std::path::Path,
+    text: &str,
+    sets: Option<fwsim::netfilter::ipset::Ipsets>,
+    fallback: Option<fwsim::netfilter::ipset::Ipsets>,
+) -> Result<fwsim::netfilter::ir::Ruleset, ExitCode> {
+    fwsim::netfilter::read_ruleset_file(text, path)
+        .and_then(|mut rs| {
+            let fallback = fallback.filter(|_| rs.ipsets.is_none() && rs.uses_ipsets());
+            if let Some(sets) = sets.or(fallback) {
+                fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
+            }
+            Ok(rs)
+        })
+        .map_err(|e| {
+            eprintln!("{}:{}: error: {}", path.display(), e.loc, e.message);
+            ExitCode::from(2)
+        })
+}
+
 /// The `--ipsets` file, read (errors located in it are printed, exit 2).
 fn read_ipsets_or_exit(
     path: Option<&PathBuf>,
@@ -293,17 +316,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             use fwsim::netfilter::Format as In;
-            let rs = match fwsim::netfilter::read_ruleset_file(&text, &file).and_then(|mut rs| {
-                if let Some(sets) = sets {
-                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
-                }
-                Ok(rs)
-            }) {
+            let rs = match read_ruleset_or_exit(&file, &text, sets, None) {
                 Ok(rs) => rs,
-                Err(e) => {
-                    eprintln!("{}:{}: error: {}", file.display(), e.loc, e.message);
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             // A combined file: the ipset dump first, normalized, then the ruleset.
             let (text, combined) = match fwsim::netfilter::split_ipsets(&text) {
@@ -972,19 +987,9 @@ fn trace_cmd(
                 Err(code) => return code,
             };
             let node_sets = snap.as_ref().and_then(|s| s.ruleset.ipsets.clone());
-            match fwsim::netfilter::read_ruleset(&text).and_then(|mut rs| {
-                if let Some(sets) =
-                    sets.or(node_sets.filter(|_| rs.ipsets.is_none() && rs.uses_ipsets()))
-                {
-                    fwsim::netfilter::attach_ipsets(&mut rs, sets)?;
-                }
-                Ok(rs)
-            }) {
+            match read_ruleset_or_exit(path, &text, sets, node_sets) {
                 Ok(rs) => rs,
-                Err(e) => {
-                    eprintln!("{}:{}: error: {}", path.display(), e.loc, e.message);
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             }
         }
         None => {

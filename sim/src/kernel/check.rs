@@ -341,6 +341,18 @@ pub fn judge(
     ipsets: Option<&str>,
     probes: &[GenProbe],
 ) -> Result<Vec<KernelFate>, KernelError> {
+    judge_with(backend, v6, ruleset, ipsets, probes, |_| Ok(()))
+}
+
+/// [`judge`], with `between` run on the loaded lab before the probes are sent.
+fn judge_with(
+    backend: Backend,
+    v6: bool,
+    ruleset: &str,
+    ipsets: Option<&str>,
+    probes: &[GenProbe],
+    between: impl FnOnce(&Lab) -> Result<(), KernelError>,
+) -> Result<Vec<KernelFate>, KernelError> {
     available(&[backend])?;
     if ipsets.is_some() && !super::on_path("ipset") {
         return Err(KernelError::Unavailable(
@@ -351,6 +363,7 @@ pub fn judge(
         return Err(KernelError::Tool("too many probes (at most 65534)".into()));
     }
     let (lab, sender) = loaded_lab(&LabSpec::default(), backend, v6, ruleset, ipsets)?;
+    between(&lab)?;
     let probes_: Vec<Probe> = probes
         .iter()
         .enumerate()
@@ -378,28 +391,18 @@ pub fn judge_collected(
     probes: &[GenProbe],
     out: &std::path::Path,
 ) -> Result<Vec<KernelFate>, KernelError> {
-    available(&[backend])?;
-    let (lab, sender) = loaded_lab(&LabSpec::default(), backend, v6, ruleset, ipsets)?;
-    for c in dut_commands {
-        let args: Vec<&str> = c.iter().map(String::as_str).collect();
-        lab.in_dut(&args, None)?;
-    }
-    let report = crate::snapshot::collect::collect(Some(&lab.dut), out, Some("dut"))
-        .map_err(KernelError::Tool)?;
-    if let Some((file, why)) = report.failed.first() {
-        return Err(KernelError::Tool(format!("collect: {file}: {why}")));
-    }
-    let probes_: Vec<Probe> = probes
-        .iter()
-        .enumerate()
-        .map(|(j, p)| probe_of(p, j))
-        .collect();
-    let seen = send_and_observe(&lab, &sender, &probes_)?;
-    Ok(probes
-        .iter()
-        .enumerate()
-        .map(|(j, p)| seen.fate(j as u16 + 1, p.protocol == 6))
-        .collect())
+    judge_with(backend, v6, ruleset, ipsets, probes, |lab| {
+        for c in dut_commands {
+            let args: Vec<&str> = c.iter().map(String::as_str).collect();
+            lab.in_dut(&args, None)?;
+        }
+        let report = crate::snapshot::collect::collect(Some(&lab.dut), out, Some("dut"))
+            .map_err(KernelError::Tool)?;
+        match report.failed.first() {
+            Some((file, why)) => Err(KernelError::Tool(format!("collect: {file}: {why}"))),
+            None => Ok(()),
+        }
+    })
 }
 
 /// A fresh lab shaped by `spec` with `ipsets` (if any) and then `ruleset` loaded into its

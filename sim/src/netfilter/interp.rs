@@ -220,9 +220,9 @@ pub struct Host {
     /// (interface, its address): MASQUERADE takes the output interface's address.
     pub iface_addrs: Vec<(String, IpAddr)>,
     /// The routes are the host's whole routing table (a node snapshot, `--addr`/`--route`):
-    /// a received packet that routing cannot deliver is dropped after PREROUTING (no
-    /// route, a route to nowhere, whose device is "", forwarding off), as the kernel's
-    /// `ip_route_input` drops it. A forwarded packet placed without an output device is
+    /// a received packet that routing cannot deliver is refused after PREROUTING (no
+    /// route, a route to nowhere, stored with the device `:blackhole`, `:unreachable` or
+    /// `:prohibit`, forwarding off), as the kernel's `ip_route_input` refuses it. A forwarded packet placed without an output device is
     /// such a packet, unless a DNAT in PREROUTING gives it a destination that routes.
     pub complete: bool,
     /// Forwarding is off (`net.ipv4.ip_forward`, `net.ipv6.conf.all.forwarding` = 0):
@@ -280,35 +280,47 @@ impl Host {
             .map(|(_, dev)| dev.as_str())
     }
 
-    /// On a host whose routes are complete: why routing does not forward a received packet
-    /// to `dst` (ip_route_input_slow, ip_error), and whether the kernel answers with an
-    /// ICMP error (rate-limited per source: ip_rt_error_burst) or drops it silently.
-    pub fn unroutable(&self, src: IpAddr, dst: IpAddr) -> Option<Fate> {
+    /// On a host whose routes are complete: whether routing refuses to forward a received
+    /// packet from `src` to `dst` (ip_route_input_slow, ip_error), with why: an ICMP error
+    /// (rate-limited per source: ip_rt_error_burst) when the kernel answers, else a silent
+    /// drop (a blackhole, forwarding off, or no route back to `src` for the error).
+    pub fn unroutable(&self, src: IpAddr, dst: IpAddr) -> Option<(Fate, String)> {
         let off = if dst.is_ipv4() {
             self.no_forwarding.0
         } else {
             self.no_forwarding.1
         };
-        let icmp = |what: &str| {
-            Fate::Reject(format!(
-                "routing: {what} (the kernel's ICMP error, rate-limited per source)"
-            ))
-        };
         // The ICMP error is routed back to the source like any packet the host sends.
         let answers = matches!(self.route(src), Some(d) if !d.is_empty());
-        match self.best_route(dst) {
-            Some(":blackhole") => Some(Fate::Drop),
-            _ if off => Some(Fate::Drop),
-            None | Some(":unreachable" | ":prohibit") if !answers => Some(Fate::Drop),
-            None => Some(icmp(&format!("no route to {dst}: net-unreachable"))),
-            Some(":unreachable") => Some(icmp(&format!(
-                "an unreachable route to {dst}: host-unreachable"
-            ))),
-            Some(":prohibit") => Some(icmp(&format!(
-                "a prohibit route to {dst}: admin-prohibited"
-            ))),
-            Some(_) => None,
-        }
+        let (icmp, what) = match self.best_route(dst) {
+            Some(":blackhole") => {
+                return Some((
+                    Fate::Drop,
+                    format!("routing: a blackhole route to {dst}: dropped"),
+                ))
+            }
+            _ if off => {
+                return Some((
+                    Fate::Drop,
+                    format!("routing: forwarding is off, {dst} is not this host's: dropped"),
+                ))
+            }
+            None => ("net-unreachable", format!("no route to {dst}")),
+            Some(":unreachable") => ("host-unreachable", format!("an unreachable route to {dst}")),
+            Some(":prohibit") => ("admin-prohibited", format!("a prohibit route to {dst}")),
+            Some(_) => return None,
+        };
+        Some(if answers {
+            let why = format!(
+                "routing: {what}: {icmp} (the kernel's ICMP error, rate-limited per source)"
+            );
+            (Fate::Reject(why.clone()), why)
+        } else {
+            (
+                Fate::Drop,
+                format!("routing: {what}, and no route back to {src} for the ICMP error: dropped"),
+            )
+        })
     }
 }
 
@@ -896,21 +908,7 @@ impl<'a> Run<'a> {
                     && self.path == PacketHook::Forward
                     && (st.oif.is_none() || st.dst != p.dst)
                 {
-                    if let Some(fate) = host.unroutable(st.src, st.dst) {
-                        let why = match &fate {
-                            Fate::Reject(why) => why.clone(),
-                            _ if host.route(st.dst) == Some("") => {
-                                format!("routing: a route to nowhere for {}: dropped", st.dst)
-                            }
-                            _ if matches!(host.route(st.src), None | Some("")) => format!(
-                                "routing: {} does not route, nor does the ICMP error back to {}: dropped",
-                                st.dst, st.src
-                            ),
-                            _ => format!(
-                                "routing: forwarding is off, {} is not this host's: dropped",
-                                st.dst
-                            ),
-                        };
+                    if let Some((fate, why)) = host.unroutable(st.src, st.dst) {
                         self.trace.push(Step {
                             hook: Hook::Prerouting,
                             table: "routing".into(),

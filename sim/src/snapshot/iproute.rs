@@ -70,9 +70,6 @@ pub struct AddrInfo {
     pub family: String,
     pub local: IpAddr,
     pub prefixlen: u8,
-    /// A point-to-point peer (`peer 10.0.0.2/32`), when given.
-    #[serde(default)]
-    pub address: Option<IpAddr>,
 }
 
 pub fn read_addrs(text: &str) -> Result<Vec<AddrIface>, Error> {
@@ -132,8 +129,6 @@ pub fn read_routes(text: &str) -> Result<Vec<(bool, RouteEntry)>, Error> {
 pub struct LinkEntry {
     pub ifname: String,
     #[serde(default)]
-    pub ifindex: Option<u32>,
-    #[serde(default)]
     pub flags: Vec<String>,
     /// The bridge (or bond, VRF) this interface is enslaved to.
     #[serde(default)]
@@ -150,8 +145,6 @@ pub struct LinkInfo {
     pub info_kind: Option<String>,
     #[serde(default)]
     pub info_data: Option<serde_json::Value>,
-    #[serde(default)]
-    pub info_slave_kind: Option<String>,
 }
 
 pub fn read_links(text: &str) -> Result<Vec<LinkEntry>, Error> {

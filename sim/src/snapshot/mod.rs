@@ -56,7 +56,7 @@ pub const FILES: &[(&str, &str)] = &[
 ];
 
 /// `node.yaml`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct NodeInfo {
     #[serde(default)]
     pub name: Option<String>,
@@ -107,8 +107,6 @@ pub struct Snapshot {
     pub links: Vec<Link>,
     pub addrs: Vec<Addr>,
     pub sysctl: BTreeMap<String, String>,
-    /// The files present (the rest were not collected).
-    pub collected: Vec<&'static str>,
     /// What the reader decided and the user should know (not collected, read once...).
     pub notes: Vec<String>,
 }
@@ -396,7 +394,6 @@ pub fn read(dir: &Path) -> Result<Snapshot, Diagnostic> {
         links,
         addrs,
         sysctl,
-        collected,
         notes,
     })
 }
@@ -589,17 +586,6 @@ impl Snapshot {
                 }
             )),
         }
-    }
-
-    /// The device a pod (or any address) is reached through on this node, from the routes:
-    /// None when the route is not a device's.
-    pub fn device_for(&self, addr: IpAddr) -> Option<&str> {
-        self.host.route(addr).filter(|d| !d.is_empty())
-    }
-
-    /// A device by name.
-    pub fn link(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
     }
 }
 

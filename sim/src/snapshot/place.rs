@@ -221,7 +221,6 @@ pub fn from_flags(addrs: &[String], routes: &[String]) -> Result<Snapshot, Strin
         links: Vec::new(),
         addrs: snap_addrs,
         sysctl: Default::default(),
-        collected: Vec::new(),
         notes: Vec::new(),
     })
 }

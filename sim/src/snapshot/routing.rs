@@ -21,7 +21,6 @@ pub struct Route {
     /// The output device (a multipath route whose hops share one device has it too).
     pub dev: Option<String>,
     pub metric: u64,
-    pub prefsrc: Option<IpAddr>,
 }
 
 /// What routing does with a packet.
@@ -72,11 +71,10 @@ enum Action {
 #[derive(Clone, Debug, Default)]
 pub struct Routing {
     pub routes: Vec<Route>,
+    /// The policy rules of each family, by priority; when not collected, the kernel's
+    /// defaults (local, main, and for IPv4 default).
     rules_v4: Vec<Rule>,
     rules_v6: Vec<Rule>,
-    /// Rules were collected (else the kernel's default rules are assumed: local, main,
-    /// default).
-    pub rules_collected: bool,
 }
 
 fn default_rules(v6: bool) -> Vec<Rule> {
@@ -190,10 +188,9 @@ impl Routing {
                 kind: r.kind.clone().unwrap_or_else(|| "unicast".into()),
                 dev,
                 metric: r.metric.unwrap_or(0),
-                prefsrc: r.prefsrc,
             });
         }
-        let (rules_v4, rules_v6, rules_collected) = match rules {
+        let (rules_v4, rules_v6) = match rules {
             Some((v4, v6)) => {
                 let mut a: Vec<Rule> = v4.iter().map(rule_of).collect();
                 let mut b: Vec<Rule> = match v6 {
@@ -202,15 +199,14 @@ impl Routing {
                 };
                 a.sort_by_key(|r| r.priority);
                 b.sort_by_key(|r| r.priority);
-                (a, b, true)
+                (a, b)
             }
-            None => (default_rules(false), default_rules(true), false),
+            None => (default_rules(false), default_rules(true)),
         };
         Routing {
             routes: out,
             rules_v4,
             rules_v6,
-            rules_collected,
         }
     }
 
