@@ -6,6 +6,7 @@
 //! reference (NetworkPolicy semantics) → scenario (load, evaluate) → run, report → CLI.
 
 pub mod bench;
+pub mod captured;
 pub mod cluster;
 pub mod diag;
 pub mod divergence;

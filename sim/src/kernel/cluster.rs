@@ -23,7 +23,8 @@
 //!   machine's kernel is built without `CONFIG_NET_IPIP`), `tunl0` is a TUN device and a
 //!   forwarder thread carries the inner packets as real IP protocol 4 packets sent from and
 //!   received by the nodes' own namespaces (raw sockets), so the outer packets cross each
-//!   node's OUTPUT, POSTROUTING, PREROUTING and INPUT as Calico's do.
+//!   node's OUTPUT, POSTROUTING, PREROUTING and INPUT as Calico's do. Its alias
+//!   ([`crate::captured::IPIP_STAND_IN`]) says so, for snapshots of the node.
 //! - VXLAN: the kernel's `vxlan.calico` (VNI 4096, no learning, static neighbour and FDB
 //!   entries per other node, as felix programs them).
 
@@ -442,6 +443,11 @@ impl<'c> ClusterKernel<'c> {
         Ok(k)
     }
 
+    /// The network namespace that is node `n` (for `fwsim collect --netns`).
+    pub fn node_namespace(&self, n: NodeId) -> &str {
+        &self.node_ns[n as usize]
+    }
+
     fn add_ns(&mut self, name: &str) -> Result<(), KernelError> {
         let _ = run(&["ip", "netns", "del", name], None);
         run(&["ip", "netns", "add", name], None)?;
@@ -573,6 +579,21 @@ impl<'c> ClusterKernel<'c> {
                         ))
                     })
                     .map_err(|e| KernelError::Tool(format!("cannot make tunl0 in {n}: {e}")))?;
+                    // Said on the device, so that a snapshot of the node reads it as the
+                    // IPIP tunnel it stands in for (crate::captured).
+                    run(
+                        &[
+                            "ip",
+                            "-n",
+                            n,
+                            "link",
+                            "set",
+                            "tunl0",
+                            "alias",
+                            crate::captured::IPIP_STAND_IN,
+                        ],
+                        None,
+                    )?;
                     tuns.push(tun);
                     raws.push(raw);
                 }

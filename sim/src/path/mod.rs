@@ -33,7 +33,7 @@ use crate::cluster::{Cluster, Endpoint, Flow, NodeId, PodId};
 use crate::netfilter::interp::{walk_seq_branches, Conntrack, Fate, Out, Walk};
 use crate::netfilter::ir::Ruleset;
 use crate::reference::Verdict;
-use crate::render::net::{ClusterNet, Tunnel, UPLINK};
+use crate::render::net::{ClusterNet, Tunnel};
 use crate::render::Rendered;
 use crate::values::{CtState, Hook, Packet, Protocol};
 use std::collections::BTreeMap;
@@ -85,6 +85,8 @@ pub struct ClusterPath<'c> {
     net: ClusterNet,
     rulesets: Vec<Ruleset>,
     hosts: Vec<crate::netfilter::interp::Host>,
+    /// Captured nodes: the snapshot whose routing decides reverse-path filtering.
+    snapshots: Vec<Option<&'c crate::snapshot::Snapshot>>,
 }
 
 impl<'c> ClusterPath<'c> {
@@ -132,7 +134,32 @@ impl<'c> ClusterPath<'c> {
             net: rendered.net.clone(),
             rulesets,
             hosts,
+            snapshots: Vec::new(),
         })
+    }
+
+    /// A path from its parts, one per node in the cluster's order: the layout, the rulesets
+    /// and host models, and (captured nodes) the snapshots whose routing also filters
+    /// received packets by their source (rp_filter).
+    pub fn from_parts(
+        cluster: &'c Cluster,
+        net: ClusterNet,
+        rulesets: Vec<Ruleset>,
+        hosts: Vec<crate::netfilter::interp::Host>,
+        snapshots: Vec<Option<&'c crate::snapshot::Snapshot>>,
+    ) -> ClusterPath<'c> {
+        ClusterPath {
+            cluster,
+            net,
+            rulesets,
+            hosts,
+            snapshots,
+        }
+    }
+
+    /// The device through which `n` reaches other nodes and the outside.
+    fn uplink(&self, n: NodeId) -> &str {
+        &self.net.nodes[n as usize].uplink
     }
 
     fn node_name(&self, n: NodeId) -> &str {
@@ -173,6 +200,13 @@ impl<'c> ClusterPath<'c> {
                     explanation: "a pod's traffic to itself never leaves its network namespace"
                         .into(),
                 };
+            }
+        }
+        for ep in [&flow.from, &flow.to] {
+            if let Endpoint::Pod(p) = ep {
+                if let Some(why) = self.net.unplaced.get(p) {
+                    return inconclusive(why.clone());
+                }
             }
         }
         let (Some(src_ip), Some(dst_ip)) = (flow.from.ip(c), flow.to.ip(c)) else {
@@ -218,7 +252,7 @@ impl<'c> ClusterPath<'c> {
                     _ => self.node_of(dst_ip),
                 };
                 match entry {
-                    Some(n) => Start::Received(n, Some(UPLINK.to_string())),
+                    Some(n) => Start::Received(n, Some(self.uplink(n).to_string())),
                     None => {
                         return PathResult {
                             verdict: Ok(Verdict::Allow),
@@ -304,7 +338,7 @@ impl<'c> ClusterPath<'c> {
                     Some(self.net.pod_iface[q as usize].clone()),
                 ),
                 Arrival::Host(n) => Start::Local(n),
-                Arrival::External(n) => Start::Received(n, Some(UPLINK.to_string())),
+                Arrival::External(n) => Start::Received(n, Some(self.uplink(n).to_string())),
             };
             let _ = writeln!(out, "reply {}:", show_packet(&reply));
             let replies = self.deliver(back, reply, trip.tables, Vec::new(), 0);
@@ -324,13 +358,17 @@ impl<'c> ClusterPath<'c> {
                     }
                     Ok((back_at, got)) => {
                         let home = match (&start, &back_at) {
-                            (Start::Received(n, Some(i)), Arrival::Pod(q)) if i != UPLINK => {
+                            (Start::Received(n, Some(i)), Arrival::Pod(q))
+                                if i != self.uplink(*n) =>
+                            {
                                 c.pods[*q as usize].node == *n
                                     && self.net.pod_iface[*q as usize] == *i
                                     && Some(*q) == self.pod_at(packet.src)
                             }
                             (Start::Local(n), Arrival::Host(m)) => n == m,
-                            (Start::Received(_, Some(i)), Arrival::External(_)) => i == UPLINK,
+                            (Start::Received(n, Some(i)), Arrival::External(_)) => {
+                                i == self.uplink(*n)
+                            }
                             _ => false,
                         };
                         let addressed = got.src == packet.dst
@@ -454,6 +492,72 @@ impl<'c> ClusterPath<'c> {
                 packet.oif = host.route(packet.dst).map(str::to_string);
             }
         }
+        if let (Start::Received(_, Some(i)), Some(Some(snap))) =
+            (&start, self.snapshots.get(node as usize))
+        {
+            if let crate::snapshot::PathChoice::Dropped(why) =
+                snap.route(packet.src, packet.dst, Some(i))
+            {
+                let mut hops = hops;
+                hops.push(format!(
+                    "  node {} routing (in {i}): {why}\n",
+                    self.node_name(node)
+                ));
+                return vec![Trip {
+                    end: Err(End::Dropped(format!(
+                        "routing drops it on node {}: {why}",
+                        self.node_name(node)
+                    ))),
+                    hops,
+                    tables,
+                }];
+            }
+        }
+        // Bridged between two ports of a pod bridge: netfilter sees it only with
+        // bridge-nf-call-iptables.
+        let nn = &self.net.nodes[node as usize];
+        if let Start::Received(_, Some(i)) = &start {
+            if !local && nn.bridges.contains(i) && host.route(packet.dst) == Some(i.as_str()) {
+                match nn.bridge_nf_call {
+                    Some(true) => {}
+                    Some(false) => {
+                        let mut hops = hops;
+                        hops.push(format!(
+                            "  node {} bridges it on {i} (bridge-nf-call-iptables is off: netfilter does not see it)\n",
+                            self.node_name(node)
+                        ));
+                        let out = Out {
+                            src: packet.src,
+                            dst: packet.dst,
+                            sport: packet.sport,
+                            dport: packet.dport,
+                            oif: Some(i.clone()),
+                        };
+                        let end = match self.pod_at(packet.dst).filter(|p| {
+                            c_pod_on(self.cluster, &self.net, *p, node, i)
+                        }) {
+                            Some(p) => Ok((Arrival::Pod(p), out)),
+                            None => Err(End::Dropped(format!(
+                                "no pod has {} behind {i} on node {}",
+                                packet.dst,
+                                self.node_name(node)
+                            ))),
+                        };
+                        return vec![Trip { end, hops, tables }];
+                    }
+                    None => {
+                        return vec![Trip {
+                            end: Err(End::Inconclusive(format!(
+                                "node {}: traffic bridged on {i} crosses iptables only with bridge-nf-call-iptables, which was not collected (sysctl.txt)",
+                                self.node_name(node)
+                            ))),
+                            hops,
+                            tables,
+                        }]
+                    }
+                }
+            }
+        }
         let empty = Conntrack::default();
         let table = tables.get(&node).unwrap_or(&empty);
         let branches = walk_seq_branches(&self.rulesets[node as usize], &packet, Some(host), table);
@@ -529,8 +633,12 @@ impl<'c> ClusterPath<'c> {
             );
         };
         let n = &self.net.nodes[node as usize];
+        let uplink = n.uplink.as_str();
+        if let Some(why) = self.pod_at(out.dst).and_then(|p| self.net.unplaced.get(&p)) {
+            return done(Err(End::Inconclusive(why.clone())), hops, tables);
+        }
         // A local pod's interface (Flannel: the bridge, the pod owning the address).
-        if oif != UPLINK && Some(&oif) != n.tunnel_dev.as_ref() {
+        if oif != uplink && Some(&oif) != n.tunnel_dev.as_ref() {
             let pod = self.pod_at(out.dst).filter(|p| {
                 self.cluster.pods[*p as usize].node == node
                     && self.net.pod_iface[*p as usize] == oif
@@ -549,7 +657,7 @@ impl<'c> ClusterPath<'c> {
             };
         }
         let Some(peer) = self.node_of(out.dst).filter(|m| *m != node) else {
-            if oif == UPLINK {
+            if oif == uplink {
                 return done(Ok((Arrival::External(node), out)), hops, tables);
             }
             return done(
@@ -573,10 +681,10 @@ impl<'c> ClusterPath<'c> {
             ctstate: CtState::New,
             mark: 0,
         };
-        if oif == UPLINK {
+        if oif == uplink {
             // Straight over the wire to the node owning the address.
             return self.deliver(
-                Start::Received(peer, Some(UPLINK.to_string())),
+                Start::Received(peer, Some(self.uplink(peer).to_string())),
                 inner,
                 tables,
                 hops,
@@ -638,7 +746,7 @@ impl<'c> ClusterPath<'c> {
                     let mut hops = t.hops;
                     hops.push(format!("  decapsulated on {}\n", self.node_name(m)));
                     trips.extend(self.deliver(
-                        Start::Received(peer, n.tunnel_dev.clone()),
+                        Start::Received(peer, self.net.nodes[peer as usize].tunnel_dev.clone()),
                         inner.clone(),
                         t.tables,
                         hops,
@@ -702,6 +810,11 @@ enum Start {
     Local(NodeId),
     /// Received by the node on an interface.
     Received(NodeId, Option<String>),
+}
+
+/// Whether pod `p` runs on `node` behind the interface `iface`.
+fn c_pod_on(c: &Cluster, net: &ClusterNet, p: PodId, node: NodeId, iface: &str) -> bool {
+    c.pods[p as usize].node == node && net.pod_iface[p as usize] == iface
 }
 
 fn vxlan_source_port(p: &Packet) -> u16 {

@@ -5,7 +5,8 @@
 //!
 //! Choices (each from the CNI's own code or documentation; see ARCHITECTURE.md):
 //! - Every node has one uplink, `eth0`, holding the node's address; other nodes and every
-//!   address outside the cluster are reached through it.
+//!   address outside the cluster are reached through it. (A captured node's layout,
+//!   `crate::captured`, fills the same structure from the node's own devices and routes.)
 //! - Calico: each pod has a host-side veth `cali` + the first 11 hex digits of
 //!   SHA-1(`<namespace>.<pod>`) (Calico's CNI plugin, `VethNameForWorkload`), routed (no
 //!   bridge), no address on it. IPIP: `tunl0`; VXLAN: `vxlan.calico`; the tunnel device has
@@ -66,6 +67,15 @@ pub struct NodeNet {
     pub routes: Vec<(Cidr, String)>,
     /// (device, its address), for MASQUERADE's choice of source.
     pub iface_addrs: Vec<(String, IpAddr)>,
+    /// The device holding the node's address: other nodes and the outside are reached
+    /// through it (`eth0` in every rendered layout).
+    pub uplink: String,
+    /// The bridges pods hang on (Flannel's `cni0`).
+    pub bridges: Vec<String>,
+    /// Whether traffic bridged between two ports of one of `bridges` crosses iptables
+    /// (`net.bridge.bridge-nf-call-iptables`, with `br_netfilter` loaded); None: not known
+    /// (the path cannot decide such traffic).
+    pub bridge_nf_call: Option<bool>,
 }
 
 /// The whole cluster's layout for one CNI.
@@ -78,6 +88,9 @@ pub struct ClusterNet {
     pub nodes: Vec<NodeNet>,
     /// Per pod, the interface netfilter sees its traffic on (on its own node).
     pub pod_iface: Vec<String>,
+    /// Pods whose interface is not known (a captured node without a route to the pod):
+    /// why. The path does not decide flows from or to them.
+    pub unplaced: std::collections::BTreeMap<PodId, String>,
 }
 
 impl ClusterNet {
@@ -177,6 +190,13 @@ impl ClusterNet {
                     addresses,
                     routes,
                     iface_addrs,
+                    uplink: UPLINK.to_string(),
+                    bridges: match cni {
+                        Cni::Flannel => vec!["cni0".to_string()],
+                        Cni::Calico => Vec::new(),
+                    },
+                    // Kubernetes requires br_netfilter with bridge-nf-call-iptables = 1.
+                    bridge_nf_call: Some(true),
                 }
             })
             .collect();
@@ -186,6 +206,7 @@ impl ClusterNet {
             pod_network,
             nodes,
             pod_iface,
+            unplaced: Default::default(),
         }
     }
 

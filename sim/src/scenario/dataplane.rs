@@ -11,16 +11,19 @@ pub enum Dataplane {
     Flannel,
     Kernel,
     Netfilter,
+    /// The rules and routes the nodes really hold (node snapshots, `nodes:`).
+    Captured,
 }
 
 impl Dataplane {
-    pub const ALL: [Dataplane; 6] = [
+    pub const ALL: [Dataplane; 7] = [
         Dataplane::Reference,
         Dataplane::CalicoIptables,
         Dataplane::CalicoNftables,
         Dataplane::Flannel,
         Dataplane::Kernel,
         Dataplane::Netfilter,
+        Dataplane::Captured,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +34,7 @@ impl Dataplane {
             Dataplane::Flannel => "flannel",
             Dataplane::Kernel => "kernel",
             Dataplane::Netfilter => "netfilter",
+            Dataplane::Captured => "captured",
         }
     }
 

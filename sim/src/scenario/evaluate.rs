@@ -119,6 +119,7 @@ fn engine<'c>(
     dp: Dataplane,
     cluster: &'c Cluster,
     hosts: &[crate::render::HostFirewall],
+    snapshots: &'c [Option<crate::snapshot::Snapshot>],
 ) -> Result<Box<dyn FlowEngine + 'c>, String> {
     let flavor = match dp {
         Dataplane::CalicoIptables => Some(crate::render::Flavor::CalicoIptables),
@@ -144,6 +145,27 @@ fn engine<'c>(
             let lab = crate::kernel::cluster::ClusterKernel::new(cluster, &rendered)
                 .map_err(|e| e.to_string())?;
             Ok(Box::new(lab))
+        }
+        Dataplane::Captured => {
+            if snapshots.is_empty() {
+                return Err(
+                    "no node snapshots: the captured dataplane needs `nodes:` (each node's snapshot, written by `fwsim collect`)"
+                        .into(),
+                );
+            }
+            let mut snaps = Vec::new();
+            for (i, s) in snapshots.iter().enumerate() {
+                match s {
+                    Some(s) => snaps.push(s),
+                    None => {
+                        return Err(format!(
+                            "node {} has no snapshot in `nodes:`: the captured dataplane needs every node's",
+                            cluster.nodes[i].name
+                        ))
+                    }
+                }
+            }
+            Ok(Box::new(crate::captured::path(cluster, &snaps)?))
         }
         Dataplane::Netfilter => Err(
             "the netfilter dataplane evaluates single-host scenarios (`ruleset:`), not clusters"
@@ -180,11 +202,12 @@ pub fn evaluate(scenario: &Scenario, dataplanes: Option<&[Dataplane]>) -> Scenar
             cluster,
             expects,
             hosts,
+            snapshots,
         } => {
             // (expectation, cell) -> per dataplane (expected, actual, explanation)
             let mut seen: Seen = BTreeMap::new();
             for &dp in &dataplanes {
-                let eng = engine(dp, cluster, hosts);
+                let eng = engine(dp, cluster, hosts, snapshots);
                 for (ei, e) in expects.iter().enumerate() {
                     let expected_for = |base: Verdict| {
                         e.except

@@ -99,7 +99,7 @@ pub fn load(doc: &ScenarioDoc) -> Result<Scenario, Vec<Diagnostic>> {
         .unwrap_or_default();
 
     let body = if let Some(ruleset) = &y.ruleset {
-        for key in ["cluster", "manifests", "policies", "hosts"] {
+        for key in ["cluster", "manifests", "policies", "hosts", "nodes"] {
             if let Some((k, _)) = node.entry(key) {
                 cx.err(
                     k.loc,
@@ -271,6 +271,10 @@ fn load_cluster_scenario(
             );
         }
     }
+    let snapshots = match node.get("nodes") {
+        Some(n) if !n.is_null() => load_snapshots(cx, n, &base, &cluster),
+        _ => Vec::new(),
+    };
     let mut expects = Vec::new();
     for (i, e) in y.expect.iter().flatten().enumerate() {
         if let Some(x) = cluster_expect(cx, &cluster, e, expect_nodes[i]) {
@@ -287,8 +291,137 @@ fn load_cluster_scenario(
                 text,
             })
             .collect(),
+        snapshots,
         expects,
     })
+}
+
+/// `nodes:`: a mapping node name → snapshot directory, or one directory whose
+/// subdirectories are snapshots named after their nodes (node.yaml's `name`, else the
+/// directory's). Per node of the cluster, its snapshot (None: not given).
+fn load_snapshots(
+    cx: &mut Ctx,
+    value: &Node,
+    base: &Path,
+    cluster: &crate::cluster::Cluster,
+) -> Vec<Option<crate::snapshot::Snapshot>> {
+    let mut out: Vec<Option<crate::snapshot::Snapshot>> = vec![None; cluster.nodes.len()];
+    // (node name as given, where it is written, the directory)
+    let mut given: Vec<(Option<String>, Loc, PathBuf)> = Vec::new();
+    match &value.kind {
+        NodeKind::Scalar { text, .. } => {
+            let dir = base.join(text);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    cx.err(
+                        value.loc,
+                        format!(
+                            "`nodes`: cannot read the directory of node snapshots {}: {e}",
+                            dir.display()
+                        ),
+                    );
+                    return out;
+                }
+            };
+            let mut dirs: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            if dirs.is_empty() {
+                cx.err(
+                    value.loc,
+                    format!(
+                        "`nodes`: {} holds no snapshot: expected one directory per node (written by `fwsim collect --out`)",
+                        dir.display()
+                    ),
+                );
+            }
+            for d in dirs {
+                given.push((None, value.loc, d));
+            }
+        }
+        NodeKind::Map(entries) => {
+            for (k, v) in entries {
+                match (k.as_str(), v.as_str()) {
+                    (Some(name), Some(path)) if !v.is_null() => {
+                        given.push((Some(name.to_string()), k.loc, base.join(path)))
+                    }
+                    _ => cx.err(
+                        v.loc,
+                        "`nodes`: expected `node-name: path/to/snapshot-directory`",
+                    ),
+                }
+            }
+        }
+        NodeKind::Seq(_) => cx.err(
+            value.loc,
+            "`nodes` must be a mapping (node name: snapshot directory) or one directory of snapshots",
+        ),
+    }
+    let mut taken: Vec<Option<(PathBuf, Loc)>> = vec![None; cluster.nodes.len()];
+    for (name, loc, dir) in given {
+        let snap = match crate::snapshot::read(&dir) {
+            Ok(s) => s,
+            Err(d) => {
+                cx.err(
+                    loc,
+                    format!("`nodes`: cannot read the snapshot {}", dir.display()),
+                );
+                cx.errors.push(d);
+                continue;
+            }
+        };
+        let own = snap.name();
+        let name = match name {
+            Some(n) => {
+                if snap.info.name.as_deref().is_some_and(|o| o != n) {
+                    cx.err(
+                        loc,
+                        format!(
+                            "`nodes`: the snapshot {} is node `{own}`'s (its node.yaml says so), not `{n}`'s",
+                            dir.display()
+                        ),
+                    );
+                    continue;
+                }
+                n
+            }
+            None => own,
+        };
+        let Some(id) = cluster.node(&name) else {
+            cx.err(
+                loc,
+                format!(
+                    "`nodes`: a snapshot for node `{name}` ({}), which the cluster does not have: expected one of {}",
+                    dir.display(),
+                    cluster
+                        .nodes
+                        .iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            continue;
+        };
+        if let Some((first, _)) = &taken[id as usize] {
+            cx.err(
+                loc,
+                format!(
+                    "`nodes`: two snapshots for node `{name}`: {} and {}",
+                    first.display(),
+                    dir.display()
+                ),
+            );
+            continue;
+        }
+        taken[id as usize] = Some((dir, loc));
+        out[id as usize] = Some(snap);
+    }
+    out
 }
 
 /// Feed a compact `cluster:` mapping to the builder.

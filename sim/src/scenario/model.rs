@@ -71,6 +71,9 @@ pub enum Body {
         cluster: Box<Cluster>,
         /// Host firewalls by node name (`*` for every node), read and checked.
         hosts: Vec<crate::render::HostFirewall>,
+        /// Per node (in the cluster's order), its snapshot when `nodes:` gives one; empty
+        /// without `nodes:`.
+        snapshots: Vec<Option<crate::snapshot::Snapshot>>,
         expects: Vec<Expect>,
     },
     Host {

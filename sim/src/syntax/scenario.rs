@@ -25,6 +25,9 @@ pub struct ScenarioYaml {
     pub policies: Option<IgnoredAny>,
     pub dataplanes: Option<Vec<Located<String>>>,
     pub hosts: Option<IndexMap<Located<String>, Located<String>>>,
+    /// Cluster mode (extends the spec): each node's snapshot for the `captured` dataplane,
+    /// a mapping node name → snapshot directory, or one directory of snapshots.
+    pub nodes: Option<IgnoredAny>,
     pub ruleset: Option<Located<String>>,
     /// Single-host mode: what fwsim knows of the host besides its ruleset (extends the
     /// spec): its addresses (for addrtype, and the route after a DNAT) and routes.
