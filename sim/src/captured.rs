@@ -222,3 +222,89 @@ pub fn path<'c>(cluster: &'c Cluster, snaps: &[&'c Snapshot]) -> Result<ClusterP
         snaps.iter().map(|s| Some(*s)).collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{Endpoint, Flow};
+    use crate::reference::Verdict;
+    use crate::values::Protocol;
+
+    const CLUSTER: &str = "apiVersion: fwsim/v1\nkind: Scenario\nname: t\ncluster:\n  nodes:\n    - {name: node-1, ip: 192.168.0.1, podCIDR: 10.244.1.0/24}\n  namespaces: {x: {}}\n  pods:\n    - {name: x/a, node: node-1, ip: 10.244.1.10}\n    - {name: x/b, node: node-1, ip: 10.244.1.11}\n    - {name: x/c, node: node-1, ip: 10.244.1.12}\nexpect: []\n";
+
+    /// A bridge node as `ip -j` prints it: pods on `cni0`, x/c's address routed out of
+    /// eth0 (no pod interface), FORWARD dropping everything.
+    fn bridge_node(dir: &std::path::Path, sysctl: Option<&str>) -> Snapshot {
+        let files = [
+            (
+                "ip-addr.json",
+                r#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},{"ifname":"eth0","addr_info":[{"family":"inet","local":"192.168.0.1","prefixlen":24}]},{"ifname":"cni0","addr_info":[{"family":"inet","local":"10.244.1.1","prefixlen":24}]}]"#,
+            ),
+            (
+                "ip-link.json",
+                r#"[{"ifname":"lo","flags":["LOOPBACK","UP"]},{"ifname":"eth0","flags":["UP"]},{"ifname":"cni0","flags":["UP"],"linkinfo":{"info_kind":"bridge"}},{"ifname":"veth1","flags":["UP"],"master":"cni0","linkinfo":{"info_kind":"veth"}}]"#,
+            ),
+            (
+                "ip-route.json",
+                r#"[{"dst":"default","gateway":"192.168.0.254","dev":"eth0"},{"dst":"10.244.1.0/24","dev":"cni0"},{"dst":"10.244.1.12","gateway":"192.168.0.254","dev":"eth0"},{"dst":"192.168.0.0/24","dev":"eth0"},{"type":"local","dst":"192.168.0.1","dev":"eth0","table":"local"},{"type":"local","dst":"10.244.1.1","dev":"cni0","table":"local"}]"#,
+            ),
+            (
+                "iptables-legacy-save.txt",
+                "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+            ),
+        ];
+        std::fs::create_dir_all(dir).unwrap();
+        for (f, t) in files {
+            std::fs::write(dir.join(f), t).unwrap();
+        }
+        if let Some(s) = sysctl {
+            std::fs::write(dir.join("sysctl.txt"), s).unwrap();
+        }
+        crate::snapshot::read(dir).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn verdict(c: &Cluster, s: &Snapshot, from: &str, to: &str) -> Result<Verdict, String> {
+        let p = path(c, &[s]).unwrap();
+        let f = Flow {
+            from: Endpoint::Pod(c.pod(from).unwrap()),
+            to: Endpoint::Pod(c.pod(to).unwrap()),
+            port: Some(80),
+            protocol: Protocol::Tcp,
+        };
+        p.flow(&f).verdict
+    }
+
+    #[test]
+    fn bridged_pod_traffic_crosses_iptables_only_with_bridge_nf_call_iptables() {
+        let c = crate::testing::cluster_of(CLUSTER);
+        let tmp = tempfile::tempdir().unwrap();
+        let on = bridge_node(
+            &tmp.path().join("on"),
+            Some("net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n"),
+        );
+        let net = layout(&c, &[&on]).unwrap();
+        assert_eq!(net.nodes[0].uplink, "eth0");
+        assert_eq!(net.nodes[0].bridges, vec!["cni0".to_string()]);
+        assert_eq!(net.pod_iface[0], "cni0");
+        // FORWARD drops it: br_netfilter hands bridged packets to iptables.
+        assert_eq!(verdict(&c, &on, "x/a", "x/b"), Ok(Verdict::Deny));
+        // Without br_netfilter (no such key) the bridge forwards it unseen.
+        let off = bridge_node(&tmp.path().join("off"), Some("net.ipv4.ip_forward = 1\n"));
+        assert_eq!(verdict(&c, &off, "x/a", "x/b"), Ok(Verdict::Allow));
+        // Not collected: not decided.
+        let unknown = bridge_node(&tmp.path().join("unknown"), None);
+        let v = verdict(&c, &unknown, "x/a", "x/b");
+        assert!(
+            v.as_ref()
+                .is_err_and(|e| e.contains("bridge-nf-call-iptables")),
+            "{v:?}"
+        );
+        // A pod whose route leaves by the uplink has no interface: skipped, with why.
+        let v = verdict(&c, &on, "x/a", "x/c");
+        assert!(
+            v.as_ref()
+                .is_err_and(|e| e.contains("pod x/c") && e.contains("eth0")),
+            "{v:?}"
+        );
+    }
+}
